@@ -1,0 +1,48 @@
+# Two entry points a new user needs: `make demo` and `make test`.
+# Everything else here serves those two (and `make bench`, `make lint`).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# Debian packages the test bed drives for real: Pebble and its challenge test
+# server (the CA), mosquitto (an MQTT broker for device certificates), openssl.
+DEB_PACKAGES := pebble mosquitto mosquitto-clients openssl
+DEB_BINARIES := pebble pebble-challtestsrv mosquitto mosquitto_pub mosquitto_sub openssl
+
+.PHONY: demo test lint bench peers venv clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+peers:
+	@missing=""; for b in $(DEB_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages for the test bed (missing:$$missing)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; \
+	  else echo "error: need root or sudo to apt-get install $(DEB_PACKAGES); install them and re-run" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) \
+	    || { echo "error: apt-get could not install $(DEB_PACKAGES); install them by hand and re-run" >&2; exit 1; }; \
+	fi
+
+test: $(STAMP) peers
+	ACMEALI_REQUIRE_PEERS=1 $(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check acmeali tests bench
+	$(VENV)/bin/mypy
+
+demo: $(STAMP) peers
+	$(PY) -m tests.demo
+
+bench: $(STAMP) peers
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .demo bench/.work

@@ -1,0 +1,5 @@
+"""``python -m acmeali``."""
+
+from acmeali.cli import main
+
+raise SystemExit(main())

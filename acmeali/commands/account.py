@@ -1,0 +1,16 @@
+"""`acmeali account` (being built)."""
+
+from __future__ import annotations
+
+from acmeali.cli import CommandParsers
+from acmeali.context import Context
+from acmeali.errors import AcmealiError
+
+
+def register(cp: CommandParsers) -> None:
+    p = cp.add("account", help="(account: being built)")
+    p.set_defaults(handler=run)
+
+
+def run(ctx: Context) -> int:
+    raise AcmealiError("'account' is not built yet")

@@ -1,0 +1,102 @@
+"""What every command handler gets: parsed args, lazily loaded config, state and output.
+
+Precedence everywhere: command-line flag > config file > environment default > built-in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from acmeali.config import Config, default_state_dir, load_config, resolve_server
+from acmeali.errors import UsageError
+from acmeali.ui import UI
+
+if TYPE_CHECKING:
+    from acmeali.store.files import FileStore
+
+# Values that must never reach a log line, whatever module logs them.
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(access_?key_?secret|accesskeysecret|secret|password|passphrase|"
+               r"hmac_?key|security_?token)(['\"]?\s*[:=]\s*['\"]?)([^\s'\",&]+)"),
+    re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.S),
+)
+
+
+def redact(text: str) -> str:
+    """Blank out secrets and private keys in a string meant for humans or logs."""
+    text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+    return _SECRET_PATTERNS[1].sub("<private key redacted>", text)
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        red = redact(msg)
+        if red != msg:
+            record.msg, record.args = red, None
+        return True
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_RedactingFilter())
+    root = logging.getLogger("acmeali")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+class Context:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.verbose: int = getattr(args, "verbose", 0) or 0
+        self.quiet: bool = bool(getattr(args, "quiet", False))
+        self.ui = UI(verbose=self.verbose, quiet=self.quiet)
+        setup_logging(self.verbose)
+
+    def arg(self, name: str, default: Any = None) -> Any:
+        return getattr(self.args, name, default)
+
+    @cached_property
+    def config(self) -> Config:
+        return load_config(self.arg("config"))
+
+    @cached_property
+    def state_dir(self) -> Path:
+        flag = self.arg("state_dir")
+        if flag:
+            return Path(flag)
+        if self.config.state_dir:
+            return Path(self.config.state_dir)
+        return default_state_dir()
+
+    @cached_property
+    def server(self) -> str:
+        flag = self.arg("server")
+        if flag:
+            url = resolve_server(flag)
+            if not url.startswith("https://"):
+                raise UsageError(f"--server {flag!r}: expected an https:// ACME directory URL, "
+                                 "letsencrypt or letsencrypt-staging")
+            return url
+        return self.config.acme.server
+
+    @cached_property
+    def ca_bundle(self) -> str | None:
+        bundle: str | None = self.arg("ca_bundle") or self.config.acme.ca_bundle
+        if bundle and not Path(bundle).is_file():
+            raise UsageError(f"--ca-bundle {bundle}: no such file; give a PEM file of trust roots")
+        return bundle
+
+    @cached_property
+    def store(self) -> FileStore:
+        from acmeali.store.files import FileStore
+
+        return FileStore(self.state_dir)

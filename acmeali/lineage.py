@@ -1,0 +1,127 @@
+"""Per-lineage metadata: everything needed to renew and redeploy, and no secrets.
+
+Stored as JSON beside the certificates (``<state>/renewal/<name>.json``). It caches the
+facts ``renew`` needs to decide due-ness (validity window, serial, fingerprint, ARI
+window) so that a run with nothing due reads 1,000 small JSON files and parses no PEM.
+Stdlib only: it is on the start-up path of ``renew``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_iso(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_iso(s: str | None) -> datetime | None:
+    if not s:
+        return None
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+@dataclass
+class CertFacts:
+    """Facts about the live certificate, cached from the PEM when it was stored."""
+
+    version: int
+    serial: str  # lower-case hex, no 0x
+    fingerprint: str  # SHA-256 of the leaf DER, lower-case hex
+    not_before: str  # ISO 8601 UTC
+    not_after: str
+    issuer: str  # issuer CN (or full RFC 4514 name when no CN)
+    key_type: str
+    key_sha256: str  # SHA-256 of the SubjectPublicKeyInfo DER (compromise list key)
+    ari_cert_id: str | None = None  # RFC 9773 certificate identifier, None without AKI
+
+
+@dataclass
+class AriState:
+    """RFC 9773 renewal info for the live certificate."""
+
+    cert_id: str
+    window_start: str | None = None
+    window_end: str | None = None
+    selected: str | None = None  # random moment in the window, chosen once per window
+    next_poll: str | None = None  # do not re-fetch before (Retry-After)
+    explanation_url: str | None = None
+
+
+@dataclass
+class Deployment:
+    """Outcome of the last deploy of this lineage to one target (key: the target spec)."""
+
+    fingerprint: str | None = None  # what is deployed there now (None: never succeeded)
+    ok: bool = False
+    time: str | None = None
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. CAS CertId, identifiers
+
+
+@dataclass
+class LineageMeta:
+    name: str
+    domains: list[str]
+    server: str
+    key_type: str = "ec256"
+    # Settings recorded at issuance so `renew` repeats them without the config file.
+    settings: dict[str, Any] = field(default_factory=dict)
+    deploy: list[str] = field(default_factory=list)
+    current: CertFacts | None = None
+    ari: AriState | None = None
+    compromised_keys: list[str] = field(default_factory=list)  # key_sha256 values
+    revoked: dict[str, str] = field(default_factory=dict)  # serial -> reason
+    pending_order: dict[str, Any] | None = None  # {"url":..., "key_version":...} for resume
+    last_renewal: dict[str, Any] | None = None  # {"time","ok","error"}
+    deployments: dict[str, Deployment] = field(default_factory=dict)
+    cas_uploads: list[dict[str, Any]] = field(default_factory=list)  # acmeali's own uploads
+    schema: int = SCHEMA_VERSION
+
+    # ----------------------------------------------------------------- derived facts
+    @property
+    def not_after(self) -> datetime | None:
+        return from_iso(self.current.not_after) if self.current else None
+
+    @property
+    def not_before(self) -> datetime | None:
+        return from_iso(self.current.not_before) if self.current else None
+
+    def deploy_pending(self) -> list[str]:
+        """Targets whose recorded deployment does not hold the live certificate."""
+        if self.current is None:
+            return []
+        fp = self.current.fingerprint
+        return [t for t in self.deploy
+                if (d := self.deployments.get(t)) is None or not d.ok or d.fingerprint != fp]
+
+    # ----------------------------------------------------------------- JSON
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LineageMeta:
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        if data.get("current"):
+            data["current"] = _build(CertFacts, data["current"])
+        if data.get("ari"):
+            data["ari"] = _build(AriState, data["ari"])
+        data["deployments"] = {k: _build(Deployment, v)
+                               for k, v in (data.get("deployments") or {}).items()}
+        return cls(**data)
+
+
+def _build(kind: Any, raw: dict[str, Any]) -> Any:
+    known = {f.name for f in dataclasses.fields(kind)}
+    return kind(**{k: v for k, v in raw.items() if k in known})
