@@ -1,0 +1,155 @@
+"""Run user commands (DNS hooks, pre/post/deploy/failure hooks) safely.
+
+The command string is the user's own, from the config file or the command line, and runs
+under ``/bin/sh -c`` exactly as they wrote it, so pipes and ``&&`` work as they expect.
+Values that acmeali supplies (domains, TXT values, paths) travel *only* in environment
+variables: a domain name or a path is never formatted into the command, so nothing a CA or
+a config value contains can turn into shell syntax (DESIGN.md, security rules).
+
+Every hook has a time limit. A hook that overruns is killed together with everything it
+started (it runs in its own session/process group), because a forgotten ``sleep`` in a
+cron job must not hold the renewal lock forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from acmeali.errors import AcmealiError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 300.0
+"""Seconds a hook may run when the caller gives no limit of its own."""
+
+_TAIL_CHARS = 2000
+_TAIL_LINES = 15
+_KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL, and for reaping afterwards
+
+
+class HookError(AcmealiError):
+    """A hook command failed: non-zero exit, killed by a signal, timed out, or not startable.
+
+    Carries the exit code (``None`` when it never exited on its own) and the tail of its
+    stderr, so callers can put the command's own words in front of the user.
+    """
+
+    def __init__(self, message: str, *, what: str, command: str, returncode: int | None,
+                 stderr_tail: str, timed_out: bool = False, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.what = what
+        self.command = command
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        self.timed_out = timed_out
+
+
+@dataclass(frozen=True)
+class HookResult:
+    """What a successful hook run produced (output decoded leniently: it is only shown)."""
+
+    command: str
+    returncode: int
+    stdout: str
+    stderr: str
+    duration: float
+
+
+def tail(text: str, *, lines: int = _TAIL_LINES, chars: int = _TAIL_CHARS) -> str:
+    """The last few lines of a command's output: the error is almost always at the end."""
+    text = text.rstrip()
+    kept = "\n".join(text.splitlines()[-lines:])
+    if len(kept) > chars:
+        kept = "…" + kept[-chars:]
+    return kept
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the hook and its children: TERM first, KILL if it ignores that."""
+    for sig, wait in ((signal.SIGTERM, _KILL_GRACE), (signal.SIGKILL, _KILL_GRACE)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_hook(command: str, env: Mapping[str, str], *, timeout: float | None = DEFAULT_TIMEOUT,
+             what: str) -> HookResult:
+    """Run ``/bin/sh -c command`` with ``env`` added to our environment; raise on failure.
+
+    ``what`` names the hook in messages ("DNS hook (present _acme-challenge.example.com)").
+    ``timeout=None`` means the default limit, never "wait forever": every wait is bounded.
+    Output is captured (a hook chattering on our stderr would break ``-q``) and logged at
+    debug level; on failure the stderr tail goes into the raised :class:`HookError`.
+    """
+    limit = DEFAULT_TIMEOUT if timeout is None else timeout
+    full_env = dict(os.environ)
+    full_env.update(env)
+    # Only the names are logged: values may be long, and a hook's env is the user's to see.
+    log.debug("%s: running %r with %s", what, command, ", ".join(sorted(env)) or "no extra env")
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(["/bin/sh", "-c", command], env=full_env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        raise HookError(f"{what}: cannot start /bin/sh: {exc.strerror or exc}", what=what,
+                        command=command, returncode=None, stderr_tail="") from None
+    timed_out = False
+    try:
+        out_b, err_b = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(proc)
+        try:
+            # Grandchildren that escaped the group could hold the pipes open: bounded too.
+            out_b, err_b = proc.communicate(timeout=_KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out_b, err_b = b"", b""
+    except BaseException:
+        _kill_group(proc)
+        raise
+    duration = time.monotonic() - start
+    out = out_b.decode("utf-8", "replace")
+    err = err_b.decode("utf-8", "replace")
+    rc = proc.returncode
+    log.debug("%s: exit %s after %.2fs", what, rc, duration)
+    if out.strip():
+        log.debug("%s stdout:\n%s", what, tail(out))
+    if err.strip():
+        log.debug("%s stderr:\n%s", what, tail(err))
+
+    err_tail = tail(err) or tail(out)
+    if timed_out:
+        raise HookError(f"{what}: {command!r} did not finish within {limit:g}s and was killed"
+                        + (f":\n{_indent(err_tail)}" if err_tail else ""),
+                        what=what, command=command, returncode=None, stderr_tail=err_tail,
+                        timed_out=True)
+    if rc != 0:
+        how = f"was killed by signal {-rc}" if rc < 0 else f"exited with status {rc}"
+        hint = None
+        if rc == 127:
+            hint = "the shell could not find the command; use an absolute path"
+        elif rc == 126:
+            hint = "the command is not executable; check its permissions"
+        raise HookError(f"{what}: {command!r} {how}"
+                        + (f":\n{_indent(err_tail)}" if err_tail else " (no output)"),
+                        what=what, command=command, returncode=rc, stderr_tail=err_tail,
+                        hint=hint)
+    return HookResult(command=command, returncode=rc, stdout=out, stderr=err, duration=duration)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())

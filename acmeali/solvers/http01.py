@@ -1,0 +1,280 @@
+"""http-01 (RFC 8555 §8.3): answer ``GET /.well-known/acme-challenge/<token>``.
+
+Two ways: *standalone* runs a tiny server of our own for the few seconds of validation
+(nothing else must hold the port), *webroot* drops files where an existing web server
+already serves them. Both publish only the tokens of this run and remove them afterwards.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import logging
+import os
+import socket
+import threading
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from acmeali.config import CertSettings
+from acmeali.errors import ChallengeError, UsageError
+from acmeali.solvers.base import ChallengeTask, check_token
+from acmeali.ui import UI
+
+log = logging.getLogger(__name__)
+
+CHALLENGE_PATH = "/.well-known/acme-challenge/"
+_POLL = 0.05  # serve_forever's poll interval: how long shutdown() may take
+_SELF_CHECK_TIMEOUT = 3.0
+
+
+class _ChallengeServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that can listen on IPv6 and IPv4 together.
+
+    The CA may validate over either family (Let's Encrypt prefers IPv6 when the name has
+    an AAAA record), so "all addresses" means a dual-stack ``::`` socket where the host
+    has IPv6, and ``0.0.0.0`` otherwise.
+    """
+
+    daemon_threads = True
+    answers: dict[str, bytes]
+
+    def __init__(self, address: tuple[str, int], family: socket.AddressFamily,
+                 answers: dict[str, bytes]) -> None:
+        self.address_family = family
+        self.answers = answers
+        super().__init__(address, _ChallengeHandler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
+            try:
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            except OSError:  # pragma: no cover - platforms without dual-stack sockets
+                pass
+        # HTTPServer.server_bind resolves the host name with getfqdn(), which can stall on
+        # a box with broken reverse DNS; we never use it, so bind the socket directly.
+        if self.allow_reuse_address and hasattr(socket, "SO_REUSEADDR"):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(self.server_address)
+        self.server_address = self.socket.getsockname()
+        self.server_name = "acmeali"
+        self.server_port = int(self.server_address[1])
+
+
+class _ChallengeHandler(BaseHTTPRequestHandler):
+    server: _ChallengeServer
+    server_version = "acmeali"
+    sys_version = ""
+    timeout = 10  # a client that connects and says nothing must not pin a thread for ever
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        body = None
+        if path.startswith(CHALLENGE_PATH):
+            body = self.server.answers.get(path[len(CHALLENGE_PATH):])
+        if body is None:
+            self.send_response(404)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "10")
+            self.end_headers()
+            self.wfile.write(b"not found\n")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Requests go to the log (shown with -v), never straight to stderr: -q means quiet.
+        log.info("http-01 %s: %s", self.address_string(), format % args)
+
+
+def _bind_error(exc: OSError, address: str, port: int) -> Exception:
+    where = f"{address or 'all addresses'} port {port}"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return UsageError(
+            f"http-01: not allowed to listen on {where} (ports below 1024 need root or "
+            f"CAP_NET_BIND_SERVICE)",
+            hint="run as root, forward port 80 to a higher --http-port, or use --webroot DIR "
+                 "with the web server that already runs here")
+    if exc.errno == errno.EADDRINUSE:
+        return ChallengeError(
+            f"http-01: {where} is already in use (a web server, or another acmeali run?)",
+            hint="use --webroot DIR so that server answers the challenge, or stop it, or "
+                 "choose another --http-port the CA's requests are forwarded to")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return UsageError(f"http-01: {address!r} is not an address of this host",
+                          hint="fix --http-address, or leave it out to listen on all addresses")
+    return ChallengeError(f"http-01: cannot listen on {where}: {exc.strerror or exc}")
+
+
+class StandaloneSolver:
+    """Our own HTTP server on ``http_address``:``http_port``, only while it is needed."""
+
+    challenge_type = "http-01"
+
+    def __init__(self, settings: CertSettings, ui: UI) -> None:
+        self.address = settings.http_address
+        self.port = settings.http_port
+        self.ui = ui
+        self._answers: dict[str, bytes] = {}
+        self._server: _ChallengeServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def bound_port(self) -> int | None:
+        """The port actually listened on (differs from ``port`` only when that was 0)."""
+        return self._server.server_port if self._server else None
+
+    def present(self, tasks: Sequence[ChallengeTask]) -> None:
+        for t in tasks:
+            self._answers[check_token(t.token)] = t.key_authorization.encode("ascii")
+        if self._server is None:
+            self._start()
+
+    def _start(self) -> None:
+        addr = self.address
+        candidates: list[tuple[str, socket.AddressFamily]]
+        if not addr:
+            candidates = [("::", socket.AF_INET6), ("0.0.0.0", socket.AF_INET)]  # noqa: S104
+            if not socket.has_ipv6:
+                candidates = candidates[1:]
+        else:
+            addr = addr.strip("[]")
+            candidates = [(addr, socket.AF_INET6 if ":" in addr else socket.AF_INET)]
+        last: OSError | None = None
+        for host, family in candidates:
+            try:
+                server = _ChallengeServer((host, self.port), family, self._answers)
+            except OSError as exc:
+                last = exc
+                # No IPv6 on this host: fall back to IPv4. Any other error is the answer.
+                if exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL) and not self.address:
+                    continue
+                break
+            else:
+                self._server = server
+                self._thread = threading.Thread(target=server.serve_forever,
+                                                kwargs={"poll_interval": _POLL},
+                                                name="acmeali-http01", daemon=True)
+                self._thread.start()
+                log.info("http-01: listening on %s port %d", host, server.server_port)
+                return
+        assert last is not None
+        raise _bind_error(last, self.address, self.port) from None
+
+    def wait_ready(self, tasks: Sequence[ChallengeTask], deadline: float) -> None:
+        """Fetch one answer from our own server: proves it serves before the CA is told."""
+        if self._server is None or not tasks:
+            return
+        host = self.address.strip("[]") or "127.0.0.1"
+        if host in ("0.0.0.0", "::"):  # noqa: S104
+            host = "127.0.0.1" if host == "0.0.0.0" else "::1"  # noqa: S104
+        task = tasks[0]
+        conn = http.client.HTTPConnection(host, self._server.server_port,
+                                          timeout=_SELF_CHECK_TIMEOUT)
+        try:
+            conn.request("GET", CHALLENGE_PATH + task.token)
+            resp = conn.getresponse()
+            body = resp.read()
+        except OSError as exc:
+            # The CA connects from outside; a local loopback quirk must not block issuance.
+            log.info("http-01 self-check against %s failed: %s", host, exc)
+            return
+        finally:
+            conn.close()
+        if resp.status != 200 or body != task.key_authorization.encode("ascii"):
+            raise ChallengeError(f"http-01: our own server on port {self._server.server_port} "
+                                 f"answered {resp.status} instead of the key authorization")
+
+    def cleanup(self, tasks: Sequence[ChallengeTask]) -> None:
+        for t in tasks:
+            self._answers.pop(t.token, None)
+        if self._answers:
+            return  # other tasks still being validated by a later present()
+        self.close()
+
+    def close(self) -> None:
+        """Stop listening now; the port is free again when this returns."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None:
+            return
+        try:
+            server.shutdown()
+            server.server_close()
+            if thread is not None:
+                thread.join(timeout=5)
+        except Exception as exc:
+            self.ui.warn(f"http-01: stopping the challenge server: {exc}")
+
+
+class WebrootSolver:
+    """Files under ``<webroot>/.well-known/acme-challenge/`` for an existing web server."""
+
+    challenge_type = "http-01"
+
+    def __init__(self, settings: CertSettings, ui: UI) -> None:
+        if not settings.webroot:
+            raise UsageError("http-01 webroot: no webroot directory given")
+        self.root = Path(settings.webroot)
+        self.ui = ui
+        self._written: list[Path] = []
+        self._created_dirs: list[Path] = []  # outermost first
+
+    @property
+    def challenge_dir(self) -> Path:
+        return self.root / ".well-known" / "acme-challenge"
+
+    def present(self, tasks: Sequence[ChallengeTask]) -> None:
+        if not self.root.is_dir():
+            raise UsageError(f"webroot {self.root} is not a directory",
+                             hint="give the directory your web server serves for this name")
+        try:
+            for d in (self.root / ".well-known", self.challenge_dir):
+                if not d.is_dir():
+                    d.mkdir(mode=0o755)
+                    # mkdir's mode passes through the umask; the web server must read it.
+                    os.chmod(d, 0o755)  # noqa: S103 - public on purpose, it is served
+                    self._created_dirs.append(d)
+            for t in tasks:
+                path = self.challenge_dir / check_token(t.token)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+                self._written.append(path)
+                with os.fdopen(fd, "wb") as f:
+                    os.fchmod(f.fileno(), 0o644)
+                    f.write(t.key_authorization.encode("ascii"))
+        except OSError as exc:
+            raise ChallengeError(f"http-01 webroot: cannot write under {self.challenge_dir}: "
+                                 f"{exc.strerror or exc}",
+                                 hint="acmeali needs write access to the webroot") from None
+
+    def wait_ready(self, tasks: Sequence[ChallengeTask], deadline: float) -> None:
+        """Nothing to wait for: the files are served as soon as they exist."""
+
+    def cleanup(self, tasks: Sequence[ChallengeTask]) -> None:
+        tokens = {t.token for t in tasks}
+        keep: list[Path] = []
+        for path in self._written:
+            if path.name not in tokens:
+                keep.append(path)
+                continue
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.ui.warn(f"http-01 webroot: cannot remove {path}: {exc.strerror or exc}")
+        self._written = keep
+        if keep:
+            return
+        # Only directories we made, deepest first, and only when nothing else lives there.
+        for d in reversed(self._created_dirs):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        self._created_dirs = []
