@@ -15,6 +15,8 @@ import pytest
 
 from tests.peers.pebble import Pebble, PebbleOptions
 
+pytest_plugins = ["tests.emulator.fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -1,0 +1,18 @@
+"""pytest fixtures for the Alibaba Cloud emulator (loaded from tests/conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .server import AliyunEmulator
+
+
+@pytest.fixture
+def aliyun(request: pytest.FixtureRequest) -> Iterator[AliyunEmulator]:
+    """A fresh emulator per test, forwarding Alidns TXT records to the session Pebble's
+    challtestsrv so that Pebble validates DNS-01 through the Alidns path."""
+    pebble = request.getfixturevalue("pebble")
+    with AliyunEmulator(challtestsrv=pebble.challtestsrv) as emu:
+        yield emu
