@@ -34,21 +34,22 @@ COMMAND_MODULES = (
 
 
 def _add_globals(p: argparse.ArgumentParser, *, suppress: bool) -> None:
-    d = {"default": argparse.SUPPRESS} if suppress else {}
+    """Declare the global options; on leaves with SUPPRESS so they never overwrite."""
     g = p.add_argument_group("global options")
-    g.add_argument("--config", metavar="FILE", help="TOML configuration file", **d)
-    g.add_argument("--state-dir", metavar="DIR", help="where accounts and certificates live", **d)
-    g.add_argument("--server", metavar="URL",
-                   help="ACME directory URL, or letsencrypt / letsencrypt-staging", **d)
-    g.add_argument("--ca-bundle", metavar="FILE",
-                   help="extra trust roots for the CA's TLS certificate (verification stays on)",
-                   **d)
+    none: object = argparse.SUPPRESS if suppress else None
+    g.add_argument("--config", metavar="FILE", default=none, help="TOML configuration file")
+    g.add_argument("--state-dir", metavar="DIR", default=none,
+                   help="where accounts and certificates live")
+    g.add_argument("--server", metavar="URL", default=none,
+                   help="ACME directory URL, or letsencrypt / letsencrypt-staging")
+    g.add_argument("--ca-bundle", metavar="FILE", default=none,
+                   help="extra trust roots for the CA's TLS certificate (verification stays on)")
     g.add_argument("-v", "--verbose", action="count",
-                   help="more detail; -vv for protocol debugging (secrets redacted)",
-                   **({"default": argparse.SUPPRESS} if suppress else {"default": 0}))
+                   default=argparse.SUPPRESS if suppress else 0,
+                   help="more detail; -vv for protocol debugging (secrets redacted)")
     g.add_argument("-q", "--quiet", action="store_true",
-                   help="only errors (and nothing at all when nothing happened)",
-                   **({"default": argparse.SUPPRESS} if suppress else {"default": False}))
+                   default=argparse.SUPPRESS if suppress else False,
+                   help="only errors (and nothing at all when nothing happened)")
 
 
 class CommandParsers:

@@ -1,0 +1,191 @@
+"""Certificates as acmeali sees them: PEM chains, identities, and the pre-switch bundle check.
+
+``check_bundle`` is the gate in front of the live directory: nothing becomes live (and
+nothing is deployed) unless the key matches the leaf, the leaf covers every name asked
+for, every chain link is really signed by the next, and the leaf is valid now. Each
+failure is a ``StoreError`` whose message says which of those went wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from acmeali import keys
+from acmeali.errors import StoreError, UsageError
+from acmeali.lineage import CertFacts, to_iso
+from acmeali.names import covers
+
+# A CA's clock may run slightly ahead of ours; a certificate "not yet valid" by less than
+# this is accepted rather than failing a fresh issuance over clock drift.
+CLOCK_SKEW = timedelta(minutes=5)
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
+def _bytes(pem: bytes | str) -> bytes:
+    return pem.encode("ascii", "replace") if isinstance(pem, str) else pem
+
+
+def load_chain(pem: bytes | str) -> list[x509.Certificate]:
+    """Every certificate in a PEM text, in order (leaf first for a fullchain)."""
+    blocks = _PEM_CERT.findall(_bytes(pem))
+    if not blocks:
+        raise StoreError("no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")
+    certs: list[x509.Certificate] = []
+    for i, block in enumerate(blocks):
+        try:
+            certs.append(x509.load_pem_x509_certificate(block))
+        except ValueError:
+            raise StoreError(f"certificate #{i + 1} in the chain is not valid PEM/DER") from None
+    return certs
+
+
+def _pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def split_fullchain(pem: bytes | str) -> tuple[str, str]:
+    """(leaf PEM, intermediates PEM) — the ``cert.pem`` / ``chain.pem`` of the live layout."""
+    chain = load_chain(pem)
+    return _pem(chain[0]), "".join(_pem(c) for c in chain[1:])
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the DER, lower-case hex: how deployers recognise what is already deployed."""
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def serial_hex(cert: x509.Certificate) -> str:
+    return format(cert.serial_number, "x")
+
+
+def _int_der_content(n: int) -> bytes:
+    """The content octets of a DER INTEGER: minimal two's complement, big-endian."""
+    length = ((n if n >= 0 else ~n).bit_length() + 8) // 8
+    return n.to_bytes(length, "big", signed=True)
+
+
+def _b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def ari_cert_id(cert: x509.Certificate) -> str | None:
+    """RFC 9773 §4.1 identifier: base64url(AKI keyIdentifier) "." base64url(serial DER).
+
+    The serial is the DER INTEGER's content octets, so a serial with its high bit set
+    keeps its leading 0x00 — dropping it yields an id the CA does not recognise.
+    None when the certificate has no AKI keyIdentifier (then ARI cannot be used).
+    """
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    if not aki.key_identifier:
+        return None
+    return f"{_b64u(aki.key_identifier)}.{_b64u(_int_der_content(cert.serial_number))}"
+
+
+def _cn(name: x509.Name) -> str | None:
+    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not attrs:
+        return None
+    value = attrs[0].value
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def issuer_cn(cert: x509.Certificate) -> str:
+    """The issuer's CN (what users know a CA by), else its full RFC 4514 name."""
+    return _cn(cert.issuer) or cert.issuer.rfc4514_string()
+
+
+def names_of(cert: x509.Certificate) -> list[str]:
+    """DNS names and IP addresses in the SAN (lower-case, IPs compressed); CN if no SAN."""
+    try:
+        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    except x509.ExtensionNotFound:
+        cn = _cn(cert.subject)
+        return [cn.lower()] if cn else []
+    assert isinstance(san, x509.SubjectAlternativeName)
+    out = [n.lower() for n in san.get_values_for_type(x509.DNSName)]
+    out += [ip.compressed for ip in san.get_values_for_type(x509.IPAddress)]
+    return out
+
+
+def cert_facts(fullchain_pem: bytes | str, key: keys.PrivateKey | None,
+               version: int) -> CertFacts:
+    """The facts ``renew`` caches so that a run with nothing due parses no PEM.
+
+    Key facts come from the leaf's public key, so this works for certificates issued
+    from a user's CSR (``key`` None) as well.
+    """
+    leaf = load_chain(fullchain_pem)[0]
+    pub = _leaf_public(leaf)
+    try:
+        key_type = keys.key_type_of(pub)
+    except UsageError:
+        key_type = "unknown"
+    return CertFacts(
+        version=version, serial=serial_hex(leaf), fingerprint=fingerprint(leaf),
+        not_before=to_iso(leaf.not_valid_before_utc) or "",
+        not_after=to_iso(leaf.not_valid_after_utc) or "",
+        issuer=issuer_cn(leaf), key_type=key_type, key_sha256=keys.public_key_sha256(pub),
+        ari_cert_id=ari_cert_id(leaf))
+
+
+def _leaf_public(leaf: x509.Certificate) -> keys.PublicKey:
+    pub = leaf.public_key()
+    if not isinstance(pub, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
+        raise StoreError(f"the certificate's key ({type(pub).__name__}) is not EC or RSA")
+    return pub
+
+
+def _subject(cert: x509.Certificate) -> str:
+    return _cn(cert.subject) or cert.subject.rfc4514_string() or "(empty subject)"
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except Exception:  # InvalidSignature, ValueError (names), TypeError (key type)
+        return False
+    return True
+
+
+def check_bundle(key: keys.PrivateKey, fullchain_pem: bytes | str, names: Sequence[str], *,
+                 roots_pem: bytes | None = None, now: datetime | None = None) -> None:
+    """Refuse a bundle that would break a server if it went live; StoreError says why."""
+    chain = load_chain(fullchain_pem)
+    leaf = chain[0]
+    if keys.public_key_sha256(_leaf_public(leaf)) != keys.public_key_sha256(key):
+        raise StoreError("the certificate's public key does not match the private key")
+    have = names_of(leaf)
+    missing = [n for n in names if not any(covers(h, n.lower()) for h in have)]
+    if missing:
+        raise StoreError(f"the certificate does not cover {', '.join(missing)} "
+                         f"(it has {', '.join(have) or 'no names'})")
+    for i, (cert, issuer) in enumerate(itertools.pairwise(chain)):
+        if not _signed_by(cert, issuer):
+            raise StoreError(f"chain link {i + 1}: {_subject(cert)!r} is not signed by the "
+                             f"next certificate {_subject(issuer)!r}")
+    if roots_pem is not None:
+        roots = load_chain(roots_pem)
+        top = chain[-1]
+        top_fp = fingerprint(top)
+        if not any(fingerprint(r) == top_fp or _signed_by(top, r) for r in roots):
+            raise StoreError(f"the chain does not lead to a trusted root: {_subject(top)!r} "
+                             f"is not signed by any of the {len(roots)} root(s) given")
+    moment = now or datetime.now(timezone.utc)
+    if moment + CLOCK_SKEW < leaf.not_valid_before_utc:
+        raise StoreError(f"the certificate is not valid before {to_iso(leaf.not_valid_before_utc)}"
+                         " (check this host's clock)")
+    if moment >= leaf.not_valid_after_utc:
+        raise StoreError(f"the certificate expired at {to_iso(leaf.not_valid_after_utc)}")
