@@ -381,6 +381,12 @@ def _check_cert_settings(ctx: _Ctx, s: CertSettings, domains: tuple[str, ...], p
         raise ctx.err(f"{prefix}.dns_hook", "dns = \"hook\" needs dns_hook = \"<command>\"")
 
 
+def check_lineage_name(name: str, what: str = "--name") -> str:
+    """Validate a lineage name given outside the config file (raises ConfigError, exit 2)."""
+    checked: str = _make_checkers(_Ctx(None))["lineage_name"](name, what)
+    return checked
+
+
 def default_lineage_name(domains: tuple[str, ...] | list[str]) -> str:
     """certbot's convention: the first name, with a wildcard's ``*.`` dropped."""
     first = domains[0]

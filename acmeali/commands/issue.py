@@ -1,16 +1,227 @@
-"""`acmeali issue` (being built)."""
+"""``acmeali issue``: one-shot issuance from a terminal (or a script)."""
 
 from __future__ import annotations
 
+import argparse
+from dataclasses import replace
+from typing import Any
+
 from acmeali.cli import CommandParsers
+from acmeali.config import (
+    CHALLENGES,
+    DNS_PROVIDERS,
+    KEY_TYPES,
+    CertSettings,
+    check_lineage_name,
+    default_lineage_name,
+)
 from acmeali.context import Context
-from acmeali.errors import AcmealiError
+from acmeali.errors import UsageError
+
+
+def add_challenge_options(p: argparse.ArgumentParser) -> None:
+    """Challenge flags shared by ``issue`` (and anything else that solves challenges)."""
+    g = p.add_argument_group("challenge")
+    g.add_argument("--challenge", choices=CHALLENGES, help="challenge type (default http-01)")
+    g.add_argument("--http-port", type=int, metavar="P", help="standalone http-01 port (80)")
+    g.add_argument("--http-address", metavar="A", help="standalone http-01 bind address (all)")
+    g.add_argument("--webroot", metavar="DIR",
+                   help="answer http-01 by writing files under DIR/.well-known/acme-challenge")
+    g.add_argument("--dns", choices=DNS_PROVIDERS, help="dns-01 provider (implies dns-01)")
+    g.add_argument("--dns-hook", metavar="CMD",
+                   help="command run with ACMEALI_ACTION/DOMAIN/TXT_NAME/TXT_VALUE in its env")
+    g.add_argument("--dns-resolver", action="append", metavar="HOST:PORT",
+                   help="check propagation on these resolvers instead of the zone's "
+                        "authoritative servers (repeatable)")
+    g.add_argument("--dns-timeout", type=float, metavar="S",
+                   help="how long to wait for DNS propagation (300)")
+    g.add_argument("--dns-zone", metavar="ZONE", help="Alidns zone, when it can't be found")
 
 
 def register(cp: CommandParsers) -> None:
-    p = cp.add("issue", help="(issue: being built)")
+    p = cp.add("issue", help="get a certificate and store it as a lineage",
+               description="Get a certificate for one or more names, store it under "
+                           "<state>/live/<name>/ and deploy it to the given targets.")
+    p.add_argument("-d", "--domain", action="append", dest="domains", metavar="NAME",
+                   help="a name to cover (repeatable; wildcards need dns-01; IPs allowed)")
+    p.add_argument("--name", metavar="LINEAGE", help="lineage name (default: the first name)")
+    p.add_argument("--key-type", choices=KEY_TYPES, help="certificate key type (ec256)")
+    p.add_argument("--reuse-key", action="store_true", default=None,
+                   help="keep the lineage's current key instead of a fresh one")
+    p.add_argument("--csr", metavar="FILE", help="use your own CSR (acmeali never sees the key)")
+    p.add_argument("--must-staple", action="store_true", default=None,
+                   help="ask for the OCSP must-staple extension")
+    add_challenge_options(p)
+    p.add_argument("--preferred-chain", metavar="CN",
+                   help="pick the chain whose top certificate is issued by this CN")
+    p.add_argument("--profile", metavar="P", help="certificate profile the CA offers")
+    p.add_argument("--deploy", action="append", metavar="TARGET",
+                   help="deploy target (repeatable): cas, cdn:<domain>, cdn:auto, "
+                        "dcdn:<domain>, apigateway:[<region>:]<group>:<domain>, "
+                        "mqtt-server:<instance>, hook:<command>")
+    p.add_argument("--deploy-hook", metavar="CMD", help="command run after issuance")
+    p.add_argument("--dry-run", action="store_true",
+                   help="issue against the staging counterpart and store nothing")
+    add_account_options(p)
     p.set_defaults(handler=run)
 
 
+def add_account_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("account (used when no account exists yet)")
+    g.add_argument("--email", action="append", metavar="E", help="contact e-mail (repeatable)")
+    g.add_argument("--agree-tos", action="store_true", default=None,
+                   help="agree to the CA's terms of service")
+    g.add_argument("--eab-kid", metavar="K", help="external account binding key id")
+    g.add_argument("--eab-hmac-key", metavar="K",
+                   help="external account binding HMAC key, base64url "
+                        "(or $ACMEALI_EAB_HMAC_KEY, which keeps it out of the process list)")
+
+
+def settings_from_args(base: CertSettings, args: argparse.Namespace) -> CertSettings:
+    """Flags override config; a flag that implies another choice sets it too."""
+    from acmeali.names import InvalidName, normalize_name
+
+    kw: dict[str, Any] = {}
+    simple = {"key_type": "key_type", "reuse_key": "reuse_key", "must_staple": "must_staple",
+              "http_port": "http_port", "http_address": "http_address", "webroot": "webroot",
+              "dns_hook": "dns_hook", "dns_timeout": "dns_timeout", "dns_zone": "dns_zone",
+              "preferred_chain": "preferred_chain", "profile": "profile",
+              "deploy_hook": "deploy_hook"}
+    for arg, key in simple.items():
+        value = getattr(args, arg, None)
+        if value is not None:
+            kw[key] = value
+    if getattr(args, "dns_resolver", None):
+        kw["dns_resolvers"] = tuple(args.dns_resolver)
+    if getattr(args, "webroot", None):
+        kw["challenge"] = "http-01"
+    if getattr(args, "dns", None):
+        kw["dns"] = args.dns
+        kw["challenge"] = "dns-01"
+    if getattr(args, "dns_hook", None):
+        kw.setdefault("dns", "hook")
+        kw["challenge"] = "dns-01"
+    if getattr(args, "challenge", None):
+        kw["challenge"] = args.challenge
+    if getattr(args, "deploy", None):
+        from acmeali.targets import parse_target
+
+        specs = []
+        for t in args.deploy:
+            try:
+                specs.append(parse_target(t).spec)
+            except ValueError as exc:
+                raise UsageError(f"--deploy: {exc}") from None
+        kw["deploy"] = tuple(dict.fromkeys((*base.deploy, *specs)))
+    if kw.get("http_port") is not None and not 0 < kw["http_port"] < 65536:
+        raise UsageError(f"--http-port {kw['http_port']}: expected a port from 1 to 65535")
+    if kw.get("dns_timeout") is not None and kw["dns_timeout"] <= 0:
+        raise UsageError("--dns-timeout must be a positive number of seconds")
+    for r in kw.get("dns_resolvers", ()):
+        host, sep, port = r.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise UsageError(f"--dns-resolver {r!r}: expected HOST:PORT such as 127.0.0.1:53")
+    if kw.get("dns_zone"):
+        try:
+            kw["dns_zone"] = normalize_name(kw["dns_zone"])
+        except InvalidName as exc:
+            raise UsageError(f"--dns-zone: {exc}") from None
+    settings = replace(base, **kw)
+    if settings.challenge == "dns-01" and settings.dns == "hook" and not settings.dns_hook:
+        raise UsageError("dns-01 with the hook provider needs --dns-hook CMD",
+                         hint="or choose --dns alidns / --dns manual")
+    return settings
+
+
+def account_options(ctx: Context) -> Any:
+    import os
+
+    from acmeali.accounts import AccountOptions
+
+    acme = ctx.config.acme
+    emails = tuple(ctx.arg("email") or ()) or acme.email
+    hmac = ctx.arg("eab_hmac_key") or os.environ.get("ACMEALI_EAB_HMAC_KEY") or acme.eab_hmac_key
+    return AccountOptions(emails=emails, agree_tos=bool(ctx.arg("agree_tos")) or acme.agree_tos,
+                          key_type=ctx.arg("account_key_type") or acme.account_key_type,
+                          eab_kid=ctx.arg("eab_kid") or acme.eab_kid, eab_hmac_key=hmac)
+
+
+def make_environment(ctx: Context) -> Any:
+    from acmeali.issuance import Environment
+
+    cfg = ctx.config
+    return Environment(store=ctx.store, ui=ctx.ui, account=account_options(ctx),
+                       ca_bundle=ctx.ca_bundle, aliyun=cfg.aliyun, timeout=cfg.acme.timeout,
+                       keep_versions=cfg.renewal.keep_versions)
+
+
 def run(ctx: Context) -> int:
-    raise AcmealiError("'issue' is not built yet")
+    from acmeali.issuance import IssueSpec, csr_names, issue
+    from acmeali.names import InvalidName, normalize_names
+
+    args = ctx.args
+    cfg = ctx.config
+    raw_names: list[str] = list(args.domains or [])
+    if args.csr and not raw_names:
+        try:
+            raw_names = csr_names(args.csr)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--csr {args.csr}: cannot read names from it ({exc})") from None
+    conf_cert = cfg.certificate(args.name) if args.name else None
+    if conf_cert is None and raw_names:
+        conf_cert = cfg.certificate(args.name or default_lineage_name(raw_names))
+    if not raw_names and conf_cert is not None:
+        raw_names = list(conf_cert.domains)
+    if not raw_names:
+        raise UsageError("no names given", hint="use -d NAME (repeatable), or --name of a "
+                                                "certificate in the config file")
+    try:
+        names, notices = normalize_names(raw_names)
+    except InvalidName as exc:
+        raise UsageError(str(exc)) from None
+    for n in notices:
+        ctx.ui.info(f"notice: {n}")
+    name = args.name or default_lineage_name(names)
+    check_lineage_name(name)
+    base = conf_cert.settings if conf_cert is not None else cfg.defaults
+    settings = settings_from_args(base, args)
+
+    from acmeali.solvers import check_supported
+
+    check_supported(settings, names)
+    spec = IssueSpec(name=name, domains=tuple(names), settings=settings, server=ctx.server,
+                     csr_path=args.csr, dry_run=bool(args.dry_run))
+    env = make_environment(ctx)
+    ctx.ui.info(f"Requesting a certificate for {', '.join(names)} from {ctx.server}")
+    result = issue(spec, env)
+    if result.dry_run:
+        return 0
+    meta = result.meta
+    paths = ctx.store.live_paths(name)
+    from acmeali.renewal import describe_expiry
+
+    ctx.ui.result(f"Certificate for {', '.join(names)} saved (lineage {name}, version "
+                  f"{result.version}):\n"
+                  f"  fullchain: {paths.fullchain}\n"
+                  + (f"  key:       {paths.privkey}\n" if not args.csr else "")
+                  + f"  {describe_expiry(meta)}")
+    failed = _report_deploys(ctx, result.deploy_outcomes)
+    if settings.deploy_hook:
+        from acmeali.renewal import run_deploy_hook
+
+        run_deploy_hook(settings.deploy_hook, meta, ctx.store)
+    return 1 if failed else 0
+
+
+def _report_deploys(ctx: Context, outcomes: list[Any]) -> int:
+    failed = 0
+    for o in outcomes:
+        if o.ok:
+            ctx.ui.result(f"  deployed to {o.target}: {o.message}")
+        else:
+            failed += 1
+            ctx.ui.error(f"deploy to {o.target} failed: {o.message}")
+    if failed:
+        ctx.ui.info(f"{failed} deploy target(s) failed; `acmeali deploy --name <lineage>` or "
+                    "the next `acmeali renew` retries them")
+    return failed

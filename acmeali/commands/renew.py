@@ -1,16 +1,94 @@
-"""`acmeali renew` (being built)."""
+"""``acmeali renew``: the cron/systemd job. Silent and fast when nothing is due."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from acmeali.cli import CommandParsers
 from acmeali.context import Context
-from acmeali.errors import AcmealiError
+from acmeali.errors import UsageError
+
+if TYPE_CHECKING:
+    from acmeali.config import CertSettings
+    from acmeali.issuance import Environment
 
 
 def register(cp: CommandParsers) -> None:
-    p = cp.add("renew", help="(renew: being built)")
+    p = cp.add("renew", help="renew every lineage that is due (for cron / systemd timers)",
+               description="Renew due lineages concurrently, redeploy where a deploy failed "
+                           "last time, run hooks. Exit 0 when all is well (or another renew "
+                           "is already running), 1 when something needs a human.")
+    p.add_argument("--name", action="append", metavar="LINEAGE",
+                   help="only these lineages (repeatable)")
+    p.add_argument("--force", action="store_true", help="renew even when not due")
+    p.add_argument("--days", type=float, metavar="N",
+                   help="due when fewer than N days are left (overrides the lifetime rule)")
+    p.add_argument("--jitter", type=float, metavar="SECONDS",
+                   help="wait a random 0..SECONDS before the first network request")
+    p.add_argument("--concurrency", type=int, metavar="K", help="lineages at once (4)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="renew against the staging counterpart; nothing written, deployed or run")
+    p.add_argument("--pre-hook", metavar="CMD", help="run once before the first renewal")
+    p.add_argument("--post-hook", metavar="CMD", help="run once after the last renewal")
+    p.add_argument("--deploy-hook", metavar="CMD", help="run for each renewed lineage")
+    p.add_argument("--failure-hook", metavar="CMD",
+                   help="run when anything failed (ACMEALI_FAILURES in its environment)")
     p.set_defaults(handler=run)
 
 
 def run(ctx: Context) -> int:
-    raise AcmealiError("'renew' is not built yet")
+    from acmeali.renewal import RenewOptions, renew_all
+
+    a = ctx.args
+    r = ctx.config.renewal
+    if a.concurrency is not None and not 1 <= a.concurrency <= 64:
+        raise UsageError("--concurrency: expected a number from 1 to 64")
+    if a.days is not None and a.days < 0:
+        raise UsageError("--days: expected a non-negative number of days")
+    if a.jitter is not None and a.jitter < 0:
+        raise UsageError("--jitter: expected a non-negative number of seconds")
+    opts = RenewOptions(
+        names=tuple(a.name or ()), force=a.force,
+        days=a.days if a.days is not None else r.days_before_expiry,
+        jitter=a.jitter if a.jitter is not None else r.jitter,
+        concurrency=a.concurrency or r.concurrency, dry_run=a.dry_run,
+        pre_hook=a.pre_hook or r.pre_hook, post_hook=a.post_hook or r.post_hook,
+        deploy_hook=a.deploy_hook or r.deploy_hook,
+        failure_hook=a.failure_hook or r.failure_hook)
+    cfg = ctx.config
+
+    def base_settings(name: str) -> CertSettings:
+        c = cfg.certificate(name)
+        return c.settings if c is not None else cfg.defaults
+
+    def make_env() -> Environment:
+        from acmeali.commands.issue import make_environment
+
+        env: Environment = make_environment(ctx)
+        return env
+
+    report = renew_all(ctx.store, make_env, opts, base_settings)
+    ui = ctx.ui
+    if report.lock_busy:
+        ui.info(f"another renew is running; nothing to do ({report.lock_busy})")
+        return 0
+    for o in report.outcomes:
+        if o.action == "failed":
+            ui.error(f"{o.name}: {o.message}")
+        elif o.action == "skipped":
+            ui.info(f"{o.name}: skipped ({o.message})")
+        else:
+            ui.info(f"{o.name}: {o.action}" + (f" - {o.message}" if o.message else ""))
+    worked = [o for o in report.outcomes if o.action in ("renewed", "redeployed", "dry-run")]
+    if report.outcomes:
+        ui.info(f"{len(worked)} done, {len(report.failed)} failed, "
+                f"{report.total - len(report.outcomes)} not due (of {report.total})")
+    elif report.total:
+        nxt = ""
+        if report.next_due:
+            name, at = report.next_due
+            nxt = f"; next: {name} on {at.strftime('%Y-%m-%d %H:%M UTC')}"
+        ui.info(f"No renewals due ({report.total} lineages{nxt})")
+    else:
+        ui.info("No lineages in " + str(ctx.state_dir))
+    return 1 if report.failed else 0

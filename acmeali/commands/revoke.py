@@ -1,16 +1,133 @@
-"""`acmeali revoke` (being built)."""
+"""``acmeali revoke``: revoke by account key, or by the certificate's own key (RFC 8555 §7.6).
+
+Signing with the certificate's key works without any account, which is what a key
+compromise calls for. After ``keyCompromise`` the key is recorded as compromised and
+never reused for the lineage; ``--reissue`` gets a replacement with a fresh key and
+redeploys it in the same run.
+"""
 
 from __future__ import annotations
 
 from acmeali.cli import CommandParsers
+from acmeali.commands.issue import add_account_options
 from acmeali.context import Context
-from acmeali.errors import AcmealiError
+from acmeali.errors import StoreError, UsageError
+
+REASONS = ("unspecified", "keyCompromise", "affiliationChanged", "superseded",
+           "cessationOfOperation")
 
 
 def register(cp: CommandParsers) -> None:
-    p = cp.add("revoke", help="(revoke: being built)")
+    p = cp.add("revoke", help="revoke a certificate (by lineage or file)",
+               description="Revoke a certificate. With --reason keyCompromise the key is "
+                           "remembered as compromised and never reused; add --reissue to get "
+                           "a replacement with a fresh key and redeploy it now.")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--name", metavar="LINEAGE", help="revoke the lineage's live certificate")
+    which.add_argument("--cert", metavar="FILE", help="revoke the certificate in this PEM file")
+    p.add_argument("--reason", choices=REASONS, default="unspecified", help="RFC 5280 reason")
+    p.add_argument("--key", metavar="FILE",
+                   help="sign with this private key of the certificate (no account needed)")
+    p.add_argument("--use-cert-key", action="store_true",
+                   help="sign with the lineage's own certificate key instead of the account key")
+    p.add_argument("--reissue", action="store_true",
+                   help="after revoking, issue a replacement (fresh key) and redeploy it")
+    add_account_options(p)
     p.set_defaults(handler=run)
 
 
 def run(ctx: Context) -> int:
-    raise AcmealiError("'revoke' is not built yet")
+    from acmeali import certutil, keys
+    from acmeali.commands.issue import make_environment
+
+    a = ctx.args
+    store = ctx.store
+    meta = None
+    if a.name:
+        if a.name not in store.lineage_names():
+            raise UsageError(f"--name {a.name}: no such lineage in {ctx.state_dir}",
+                             hint="`acmeali certs list` shows the lineages")
+        meta = store.load_meta(a.name)
+        bundle = store.read_live(a.name)
+        cert_pem = bundle.cert
+        server = meta.server
+    else:
+        try:
+            cert_pem = open(a.cert, "rb").read()
+        except OSError as exc:
+            raise UsageError(f"--cert {a.cert}: {exc.strerror}") from None
+        server = ctx.server
+    try:
+        cert = certutil.load_chain(cert_pem)[0]
+    except (ValueError, StoreError):
+        raise UsageError(f"{a.cert or a.name}: not a PEM certificate") from None
+    serial = certutil.serial_hex(cert)
+    cert_spki = keys.public_key_sha256(cert.public_key())  # type: ignore[arg-type]
+    if meta is None:  # a file that is some lineage's live certificate updates that lineage
+        for name in store.lineage_names():
+            try:
+                m = store.load_meta(name)
+            except StoreError:
+                continue
+            if m.current and m.current.serial == serial:
+                meta, server = m, m.server
+                break
+
+    cert_key = None
+    if a.key:
+        cert_key = keys.load_private_key_file(a.key)
+    elif a.use_cert_key:
+        if meta is None:
+            raise UsageError("--use-cert-key needs --name (or give the key with --key FILE)")
+        cert_key = keys.load_private_key(store.read_live(meta.name).privkey,
+                                         source=f"{meta.name} key")
+    if cert_key is not None and keys.public_key_sha256(cert_key) != cert_spki:
+        raise UsageError("the key given does not belong to this certificate")
+
+    env = make_environment(ctx)
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    der = cert.public_bytes(Encoding.DER)
+    if cert_key is not None:
+        env.client(server).revoke(der, a.reason, cert_key=cert_key)
+    else:
+        env.account_client(server).revoke(der, a.reason)
+    ctx.ui.result(f"Revoked certificate {serial} ({a.reason})")
+
+    if meta is not None:
+        with store.lock(meta.name, wait=30):
+            meta = store.load_meta(meta.name)
+            meta.revoked[serial] = a.reason
+            if a.reason == "keyCompromise":
+                if cert_spki not in meta.compromised_keys:
+                    meta.compromised_keys.append(cert_spki)
+                ctx.ui.info(f"{meta.name}: key marked compromised; it will never be reused")
+            store.save_meta(meta)
+        if a.reissue:
+            return _reissue(ctx, meta.name, env)
+        ctx.ui.info(f"{meta.name}: `acmeali renew --name {meta.name}` (or --reissue) gets a "
+                    "replacement now")
+    elif a.reissue:
+        raise UsageError("--reissue needs a lineage (--name, or a --cert that is a lineage's "
+                         "live certificate)")
+    return 0
+
+
+def _reissue(ctx: Context, name: str, env: object) -> int:
+    from acmeali.issuance import IssueSpec, issue, settings_from_meta
+
+    meta = ctx.store.load_meta(name)
+    base = ctx.config.certificate(name)
+    settings = settings_from_meta(meta, base.settings if base else ctx.config.defaults)
+    spec = IssueSpec(name=name, domains=tuple(meta.domains), settings=settings,
+                     server=meta.server, csr_path=meta.settings.get("csr"),
+                     force_new_key=True, reason="revoked")
+    result = issue(spec, env, lock_wait=30)  # type: ignore[arg-type]
+    from acmeali.renewal import describe_expiry
+
+    ctx.ui.result(f"{name}: replacement issued with a fresh key, "
+                  f"{describe_expiry(result.meta)}")
+    failed = [o for o in result.deploy_outcomes if not o.ok]
+    for o in result.deploy_outcomes:
+        (ctx.ui.result if o.ok else ctx.ui.error)(f"  {o.target}: {o.message}")
+    return 1 if failed else 0

@@ -1,0 +1,406 @@
+"""One issuance: lock -> recheck -> order -> solve -> finalize -> check -> store -> deploy.
+
+The order of these steps is what keeps a working certificate safe:
+- the lineage lock is shared with ``renew`` and ``deploy``; after taking it we re-check
+  whether the work is still needed, because another process may have just done it;
+- the new key and the order URL are recorded *before* finalization, so a run killed
+  after the CA issued can resume the order and download instead of ordering again;
+- a new version becomes live only after the whole bundle is written, fsynced and checked
+  (key matches, names covered, chain verifies), and the live switch is one atomic rename
+  per file; deploys come after, and their outcome is recorded per target so a failed
+  deploy is retried by the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from acmeali.accounts import AccountOptions, ensure_account
+from acmeali.config import LETSENCRYPT, LETSENCRYPT_STAGING, AliyunSettings, CertSettings
+from acmeali.errors import AcmealiError, StoreError, UsageError
+from acmeali.lineage import AriState, LineageMeta, to_iso, utcnow
+
+if TYPE_CHECKING:
+    from acmeali.acme.client import AcmeClient
+    from acmeali.acme.messages import Order
+    from acmeali.deployers import DeployOutcome
+    from acmeali.keys import PrivateKey
+    from acmeali.store.files import FileStore
+    from acmeali.ui import UI
+
+log = logging.getLogger(__name__)
+
+PENDING_KEY = "pending-privkey.pem"
+VALIDATION_TIMEOUT = 300.0
+FINALIZE_TIMEOUT = 300.0
+
+
+def staging_counterpart(server: str) -> str:
+    """Where ``--dry-run`` goes: Let's Encrypt's staging for Let's Encrypt, else the same CA."""
+    return LETSENCRYPT_STAGING if server == LETSENCRYPT else server
+
+
+@dataclass(frozen=True)
+class IssueSpec:
+    name: str
+    domains: tuple[str, ...]
+    settings: CertSettings
+    server: str
+    csr_path: str | None = None  # --csr: the user's own CSR (and key, which we never see)
+    force_new_key: bool = False
+    replaces: str | None = None  # RFC 9773 certificate id of the certificate being replaced
+    dry_run: bool = False
+    deploy: bool = True
+    reason: str = "issue"
+
+
+@dataclass
+class IssueResult:
+    name: str
+    meta: LineageMeta
+    skipped: bool = False
+    version: int | None = None
+    deploy_outcomes: list[DeployOutcome] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def deploy_failed(self) -> list[DeployOutcome]:
+        return [o for o in self.deploy_outcomes if not o.ok]
+
+
+@dataclass
+class Environment:
+    """What an issuance needs from the outside world, built once per run and shared."""
+
+    store: FileStore
+    ui: UI
+    account: AccountOptions
+    ca_bundle: str | None = None
+    aliyun: AliyunSettings = field(default_factory=AliyunSettings)
+    timeout: float = 30.0
+    keep_versions: int = 5
+    _clients: dict[tuple[str, int], AcmeClient] = field(default_factory=dict)
+
+    def client(self, server: str) -> AcmeClient:
+        """One client (keep-alive session, nonce pool) per server and thread for this run.
+
+        Per thread because ``renew`` works on lineages concurrently and a client's nonce
+        pool and session are not meant to be shared between threads.
+        """
+        import threading
+
+        key = (server, threading.get_ident())
+        client = self._clients.get(key)
+        if client is None:
+            from acmeali.acme.client import AcmeClient
+
+            client = AcmeClient(server, ca_bundle=self.ca_bundle, timeout=self.timeout)
+            self._clients[key] = client
+        return client
+
+    def account_client(self, server: str) -> AcmeClient:
+        client = self.client(server)
+        if client.kid is None:
+            ensure_account(client, self.store, server, self.account, self.ui)
+        return client
+
+
+def meta_for(spec: IssueSpec, existing: LineageMeta | None) -> LineageMeta:
+    """The lineage's metadata after this issuance's settings are applied."""
+    settings = _settings_record(spec.settings)
+    if spec.csr_path:
+        settings["csr"] = str(Path(spec.csr_path).resolve())
+    if existing is None:
+        return LineageMeta(name=spec.name, domains=list(spec.domains), server=spec.server,
+                           key_type=spec.settings.key_type, settings=settings,
+                           deploy=list(spec.settings.deploy))
+    existing.domains = list(spec.domains)
+    existing.server = spec.server
+    existing.key_type = spec.settings.key_type
+    existing.settings = settings
+    for target in spec.settings.deploy:
+        if target not in existing.deploy:
+            existing.deploy.append(target)
+    return existing
+
+
+def _settings_record(s: CertSettings) -> dict[str, Any]:
+    """The settings worth remembering for renewal (no secrets live in CertSettings)."""
+    from dataclasses import asdict
+
+    rec = asdict(s)
+    rec.pop("deploy", None)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in rec.items()}
+
+
+def settings_from_meta(meta: LineageMeta, base: CertSettings) -> CertSettings:
+    """Rebuild CertSettings for a stored lineage (its recorded choices over ``base``)."""
+    from dataclasses import fields, replace
+
+    known = {f.name for f in fields(CertSettings)}
+    overrides: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
+                                 for k, v in meta.settings.items() if k in known}
+    overrides["deploy"] = tuple(meta.deploy)
+    return replace(base, **overrides)
+
+
+def issue(spec: IssueSpec, env: Environment, *,
+          still_needed: Callable[[LineageMeta | None], bool] | None = None,
+          lock_wait: float = 0.0) -> IssueResult:
+    """Issue (or renew) one lineage. Raises AcmealiError subclasses on failure."""
+    store = env.store
+    with store.lock(spec.name, wait=lock_wait):
+        existing = store.load_meta(spec.name) if spec.name in store.lineage_names() else None
+        if still_needed is not None and not still_needed(existing):
+            assert existing is not None
+            return IssueResult(spec.name, existing, skipped=True)
+        meta = meta_for(spec, existing)
+        server = staging_counterpart(spec.server) if spec.dry_run else spec.server
+        try:
+            result = _issue_locked(spec, meta, server, env)
+        except AcmealiError as exc:
+            if not spec.dry_run and existing is not None:
+                meta.last_renewal = {"time": to_iso(utcnow()), "ok": False,
+                                     "error": exc.message}
+                store.save_meta(meta)
+            raise
+        return result
+
+
+def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environment) -> IssueResult:
+    from acmeali import certutil, keys
+
+    store, ui = env.store, env.ui
+    client = env.account_client(server)
+    key, csr_der, key_pem = _key_and_csr(spec, meta, store)
+
+    order = _resume_order(client, meta, spec) if not spec.dry_run else None
+    if order is None:
+        identifiers = list(spec.domains)
+        profile = spec.settings.profile
+        order = client.new_order(identifiers, profile=profile, replaces=spec.replaces)
+        if not spec.dry_run:
+            if key_pem is not None:
+                store.atomic_write(_lineage_dir(store, spec.name) / PENDING_KEY, key_pem,
+                                   mode=0o600)
+            meta.pending_order = {"url": order.url, "domains": list(spec.domains),
+                                  "has_key": key_pem is not None}
+            store.save_meta(meta)
+
+    if order.status == "pending":
+        # wait_authorizations returns only when all are valid, so no order re-fetch is needed.
+        _solve(client, order, spec, env)
+    if order.status in ("ready", "pending"):
+        ui.progress(f"{spec.name}: finalizing")
+        order = client.finalize(order, csr_der, time.monotonic() + FINALIZE_TIMEOUT)
+    elif order.status == "processing":
+        order = client.wait_order(order, time.monotonic() + FINALIZE_TIMEOUT)
+    if order.status != "valid":
+        raise AcmealiError(f"{spec.name}: the order ended in status {order.status!r}",
+                           hint="run again; a fresh order will be created")
+    chains = client.download(order)
+    from acmeali.acme.client import select_chain
+
+    fullchain = select_chain(chains, spec.settings.preferred_chain)
+    ui.done_progress()
+
+    if key is not None:
+        certutil.check_bundle(key, fullchain.encode(), list(spec.domains))
+    else:
+        _check_csr_bundle(fullchain, list(spec.domains))
+    cert_pem, chain_pem = certutil.split_fullchain(fullchain)
+
+    if spec.dry_run:
+        ui.info(f"{spec.name}: dry run against {server} succeeded; nothing was stored")
+        return IssueResult(spec.name, meta, dry_run=True)
+
+    version = store.write_version(
+        spec.name, privkey_pem=key_pem, cert_pem=cert_pem.encode(),
+        chain_pem=chain_pem.encode(), fullchain_pem=fullchain.encode())
+    store.activate(spec.name, version)
+    facts = certutil.cert_facts(fullchain.encode(), key, version)
+    if key is not None:
+        facts.key_type = keys.key_type_of(key)
+    meta.current = facts
+    meta.pending_order = None
+    meta.last_renewal = {"time": to_iso(utcnow()), "ok": True, "error": None}
+    meta.ari = (AriState(cert_id=facts.ari_cert_id)
+                if client.directory.renewal_info and facts.ari_cert_id else None)
+    store.save_meta(meta)
+    _drop_pending_key(store, spec.name)
+    store.prune(spec.name, env.keep_versions)
+
+    result = IssueResult(spec.name, meta, version=version)
+    if spec.deploy and meta.deploy:
+        result.deploy_outcomes = deploy_lineage(meta, env)
+    return result
+
+
+def deploy_lineage(meta: LineageMeta, env: Environment, targets: Sequence[str] | None = None,
+                   *, dry_run: bool = False) -> list[DeployOutcome]:
+    """Deploy the live bundle to ``targets`` (default: the lineage's own) and save outcomes."""
+    from acmeali.deployers import deploy
+
+    store = env.store
+    bundle = store.read_live(meta.name)
+    outcomes = deploy(meta, bundle, list(targets if targets is not None else meta.deploy),
+                      settings=env.aliyun, ui=env.ui, live_paths=store.live_paths(meta.name),
+                      dry_run=dry_run)
+    if not dry_run:
+        store.save_meta(meta)
+    return outcomes
+
+
+def _lineage_dir(store: FileStore, name: str) -> Path:
+    d = store.root / "archive" / store.safe_name(name)
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return d
+
+
+def _drop_pending_key(store: FileStore, name: str) -> None:
+    try:
+        (_lineage_dir(store, name) / PENDING_KEY).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _key_and_csr(spec: IssueSpec, meta: LineageMeta, store: FileStore
+                 ) -> tuple[PrivateKey | None, bytes, bytes | None]:
+    """(key, CSR DER, key PEM to store); key is None when the user brought a CSR."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from acmeali import keys
+
+    if spec.csr_path:
+        return None, _load_user_csr(spec.csr_path, spec.domains), None
+
+    key: PrivateKey | None = None
+    pending = meta.pending_order
+    if pending and pending.get("has_key") and pending.get("domains") == list(spec.domains):
+        path = _lineage_dir(store, spec.name) / PENDING_KEY
+        if path.exists():
+            key = keys.load_private_key(path.read_bytes(), source=f"{spec.name} pending key")
+    if key is None and spec.settings.reuse_key and not spec.force_new_key and meta.current:
+        live = store.live_paths(spec.name).privkey
+        if live.exists():
+            candidate = keys.load_private_key(live.read_bytes(), source=f"{spec.name} live key")
+            if keys.public_key_sha256(candidate) not in meta.compromised_keys:
+                key = candidate
+    if key is None:
+        key = keys.generate_key(spec.settings.key_type)
+    if keys.public_key_sha256(key) in meta.compromised_keys:
+        raise StoreError(f"{spec.name}: refusing to use a key recorded as compromised")
+    from cryptography import x509
+
+    csr_pem = keys.build_csr(key, list(spec.domains), must_staple=spec.settings.must_staple)
+    csr_der = x509.load_pem_x509_csr(csr_pem).public_bytes(Encoding.DER)
+    return key, csr_der, keys.private_key_pem(key)
+
+
+def _load_user_csr(path: str, domains: Sequence[str]) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--csr {path}: {exc.strerror}") from None
+    try:
+        csr = x509.load_pem_x509_csr(raw) if b"-----BEGIN" in raw else x509.load_der_x509_csr(raw)
+    except ValueError:
+        raise UsageError(f"--csr {path}: not a PEM or DER certificate signing request") from None
+    if not csr.is_signature_valid:
+        raise UsageError(f"--csr {path}: the CSR's signature does not verify")
+    return csr.public_bytes(Encoding.DER)
+
+
+def csr_names(path: str) -> list[str]:
+    """The names a user's CSR asks for (SAN, else CN), for ``issue --csr`` without ``-d``."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    raw = Path(path).read_bytes()
+    csr = x509.load_pem_x509_csr(raw) if b"-----BEGIN" in raw else x509.load_der_x509_csr(raw)
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+        names += [str(n) for n in san.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        names = [str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return names
+
+
+def _check_csr_bundle(fullchain: str, domains: list[str]) -> None:
+    from acmeali import certutil
+
+    chain = certutil.load_chain(fullchain)
+    have = certutil.names_of(chain[0])
+    from acmeali.names import covers
+
+    missing = [d for d in domains if not any(covers(h, d) for h in have)]
+    if missing:
+        raise StoreError(f"the issued certificate does not cover {', '.join(missing)}")
+
+
+def _resume_order(client: AcmeClient, meta: LineageMeta, spec: IssueSpec) -> Order | None:
+    """Reuse the order a killed run left behind, when the CA still has it usable."""
+    pending = meta.pending_order
+    if not pending or pending.get("domains") != list(spec.domains):
+        return None
+    if pending.get("has_key") != (spec.csr_path is None):
+        return None
+    try:
+        order = client.fetch_order(pending["url"])
+    except AcmealiError as exc:
+        log.info("%s: stored order not usable (%s); starting a new one", spec.name, exc)
+        return None
+    if order.status in ("pending", "ready", "processing", "valid"):
+        env_msg = f"{spec.name}: resuming the interrupted order ({order.status})"
+        log.info(env_msg)
+        return order
+    return None
+
+
+def _solve(client: AcmeClient, order: Order, spec: IssueSpec, env: Environment) -> None:
+    """Present every challenge, wait until ready, answer all, poll, clean up in finally."""
+    from acmeali.solvers import make_solver
+    from acmeali.solvers.base import ChallengeTask
+
+    ui = env.ui
+    pending = client.pending_authorizations(order)
+    if not pending:
+        return
+    solver = make_solver(spec.settings, ui, env.aliyun)
+    tasks: list[ChallengeTask] = []
+    chosen = []
+    for authz in pending:
+        chall = authz.challenge(solver.challenge_type)
+        if chall is None:
+            offered = ", ".join(c.type for c in authz.challenges) or "none"
+            raise UsageError(
+                f"{authz.identifier.value}: the CA does not offer {solver.challenge_type} "
+                f"(offered: {offered})", hint="choose another --challenge")
+        ident = authz.identifier.value
+        tasks.append(ChallengeTask(
+            identifier=ident, token=chall.token,
+            key_authorization=client.key_authorization(chall.token),
+            txt_name=f"_acme-challenge.{ident}",
+            txt_value=client.dns01_value(chall.token)))
+        chosen.append(chall)
+    deadline = time.monotonic() + max(VALIDATION_TIMEOUT, spec.settings.dns_timeout + 60)
+    try:
+        ui.progress(f"{spec.name}: publishing {len(tasks)} {solver.challenge_type} answer(s)")
+        solver.present(tasks)
+        solver.wait_ready(tasks, time.monotonic() + spec.settings.dns_timeout)
+        for chall in chosen:
+            client.answer_challenge(chall)
+        ui.progress(f"{spec.name}: waiting for the CA to validate")
+        client.wait_authorizations(order, deadline)
+    finally:
+        solver.cleanup(tasks)
+        ui.done_progress()

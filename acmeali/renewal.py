@@ -1,0 +1,426 @@
+"""Which lineages are due, and ``renew_all`` running them in a bounded pool.
+
+Due-ness, in order (certmagic's model, adapted to RFC 9773):
+1. a compromised or revoked current certificate is due now;
+2. under 1/20 of the lifetime left is due whatever ARI says (emergency);
+3. with ARI, a moment chosen uniformly at random inside the CA's suggested window, chosen
+   once and kept until the window changes;
+4. otherwise ``--days``/``renewal.days_before_expiry`` when set, else a third of the
+   lifetime left (half for certificates living under 10 days). A fixed 30 days is wrong
+   for 6-day and 45-day certificates.
+
+Module level is stdlib only: a ``renew`` with nothing due reads JSON metadata and decides
+without importing cryptography, requests or any Alibaba SDK.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from acmeali.errors import AcmealiError, LockHeld, StoreError
+from acmeali.lineage import AriState, LineageMeta, from_iso, to_iso, utcnow
+
+if TYPE_CHECKING:
+    from acmeali.config import CertSettings
+    from acmeali.issuance import Environment
+    from acmeali.store.files import FileStore
+
+log = logging.getLogger(__name__)
+
+SHORT_LIVED = timedelta(days=10)
+
+
+@dataclass(frozen=True)
+class Decision:
+    due: bool
+    at: datetime | None  # when it becomes (or became) due
+    reason: str
+
+
+def renewal_time(meta: LineageMeta, *, days_before: float | None = None) -> tuple[datetime, str]:
+    """When ``meta``'s live certificate should be renewed, and why then."""
+    assert meta.current is not None
+    nb, na = meta.not_before, meta.not_after
+    assert nb is not None and na is not None
+    lifetime = na - nb
+    emergency = na - lifetime / 20
+    if meta.ari is not None and meta.ari.selected:
+        selected = from_iso(meta.ari.selected)
+        assert selected is not None
+        if selected < emergency:
+            return selected, "inside the CA's renewal window (ARI)"
+        return emergency, "less than 1/20 of its lifetime left"
+    if days_before is not None:
+        return na - timedelta(days=days_before), f"{days_before:g} days before expiry"
+    if lifetime < SHORT_LIVED:
+        return na - lifetime / 2, "half of its lifetime left"
+    return na - lifetime / 3, "a third of its lifetime left"
+
+
+def decide(meta: LineageMeta, now: datetime, *, days_before: float | None = None,
+           force: bool = False) -> Decision:
+    if meta.current is None:
+        return Decision(True, now, "no certificate yet")
+    if force:
+        return Decision(True, now, "forced")
+    if meta.current.key_sha256 in meta.compromised_keys:
+        return Decision(True, now, "its key is marked compromised")
+    if meta.current.serial in meta.revoked:
+        return Decision(True, now, f"it was revoked ({meta.revoked[meta.current.serial]})")
+    at, why = renewal_time(meta, days_before=days_before)
+    return Decision(at <= now, at, why)
+
+
+def choose_ari_moment(ari: AriState, start: datetime, end: datetime, now: datetime,
+                      rng: random.Random | None = None) -> None:
+    """RFC 9773 §4.2: a uniformly random moment in the window, kept until the window moves."""
+    s, e = to_iso(start), to_iso(end)
+    if ari.window_start == s and ari.window_end == e and ari.selected:
+        return
+    ari.window_start, ari.window_end = s, e
+    if end <= now:
+        ari.selected = to_iso(now)
+        return
+    lo = max(start, now) if start < now else start
+    span = (end - lo).total_seconds()
+    offset = (rng or random.SystemRandom()).uniform(0, max(span, 0))
+    ari.selected = to_iso(lo + timedelta(seconds=offset))
+
+
+def ari_poll_due(meta: LineageMeta, now: datetime) -> bool:
+    if meta.ari is None or meta.current is None:
+        return False
+    nxt = from_iso(meta.ari.next_poll)
+    return nxt is None or nxt <= now
+
+
+def describe_expiry(meta: LineageMeta, now: datetime | None = None) -> str:
+    na = meta.not_after
+    if na is None:
+        return "no certificate yet"
+    now = now or utcnow()
+    days = (na - now).total_seconds() / 86400
+    when = na.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if days < 0:
+        return f"expired {when} ({-days:.1f} days ago)"
+    return f"expires {when} (in {days:.1f} days)"
+
+
+# --------------------------------------------------------------------------- hooks
+def lineage_env(meta: LineageMeta, store: FileStore) -> dict[str, str]:
+    paths = store.live_paths(meta.name)
+    return {
+        "ACMEALI_LINEAGE": meta.name,
+        "ACMEALI_DOMAINS": " ".join(meta.domains),
+        "ACMEALI_CERT_PATH": str(paths.cert),
+        "ACMEALI_KEY_PATH": str(paths.privkey),
+        "ACMEALI_FULLCHAIN_PATH": str(paths.fullchain),
+        "ACMEALI_CHAIN_PATH": str(paths.chain),
+    }
+
+
+def run_deploy_hook(command: str, meta: LineageMeta, store: FileStore) -> None:
+    from acmeali.hooks import run_hook
+
+    run_hook(command, lineage_env(meta, store), what=f"deploy hook for {meta.name}")
+
+
+# --------------------------------------------------------------------------- renew_all
+@dataclass(frozen=True)
+class RenewOptions:
+    names: tuple[str, ...] = ()
+    force: bool = False
+    days: float | None = None
+    jitter: float = 0.0
+    concurrency: int = 4
+    dry_run: bool = False
+    pre_hook: str | None = None
+    post_hook: str | None = None
+    deploy_hook: str | None = None
+    failure_hook: str | None = None
+
+
+@dataclass
+class Outcome:
+    name: str
+    action: str  # "renewed" | "redeployed" | "skipped" | "failed" | "dry-run"
+    message: str = ""
+    meta: LineageMeta | None = None
+
+
+@dataclass
+class RenewReport:
+    total: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+    next_due: tuple[str, datetime] | None = None
+    lock_busy: str | None = None
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.action == "failed"]
+
+
+def renew_all(store: FileStore, make_env: Callable[[], Environment], opts: RenewOptions,
+              base_settings: Callable[[str], CertSettings], *, now: datetime | None = None,
+              config_names: Sequence[str] = ()) -> RenewReport:
+    """One ``renew`` run. ``make_env`` is called only when there is network work to do."""
+    report = RenewReport()
+    try:
+        with store.lock("renew-run", wait=0):
+            _renew_locked(store, make_env, opts, base_settings, report, now or utcnow())
+    except LockHeld as exc:
+        report.lock_busy = exc.message
+    return report
+
+
+def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: RenewOptions,
+                  base_settings: Callable[[str], CertSettings], report: RenewReport,
+                  now: datetime) -> None:
+    names = store.lineage_names()
+    if opts.names:
+        unknown = [n for n in opts.names if n not in names]
+        for n in unknown:
+            report.outcomes.append(Outcome(n, "failed", "no such lineage in the state directory"))
+        names = [n for n in names if n in opts.names]
+    report.total = len(names)
+
+    metas: list[LineageMeta] = []
+    for name in names:
+        try:
+            meta = store.load_meta(name)
+            if meta.current is not None:
+                store.check_live_files(name)
+        except StoreError as exc:
+            report.outcomes.append(Outcome(name, "failed", f"skipped: {exc.message}"))
+            continue
+        metas.append(meta)
+
+    polls = [m for m in metas if ari_poll_due(m, now)] if not opts.force else []
+    decisions = {m.name: decide(m, now, days_before=opts.days, force=opts.force) for m in metas}
+    due = [m for m in metas if decisions[m.name].due]
+    redeploy = [m for m in metas if not decisions[m.name].due and m.deploy_pending()]
+    if not (polls or due or redeploy):
+        _note_next(report, metas, decisions)
+        return
+
+    if opts.jitter > 0:
+        time.sleep(random.SystemRandom().uniform(0, opts.jitter))
+    env = make_env()
+
+    if polls:
+        _poll_ari(polls, env, now, report)
+        for m in polls:
+            decisions[m.name] = decide(m, now, days_before=opts.days, force=opts.force)
+        due = [m for m in metas if decisions[m.name].due]
+        redeploy = [m for m in metas if not decisions[m.name].due and m.deploy_pending()]
+    _note_next(report, metas, decisions)
+    if not (due or redeploy):
+        return
+
+    hooks_on = not opts.dry_run and bool(due)
+    if hooks_on and opts.pre_hook:
+        _run_global_hook(opts.pre_hook, "pre hook", report)
+
+    lock = threading.Lock()
+
+    def work(meta: LineageMeta, redeploy_only: bool) -> Outcome:
+        try:
+            if redeploy_only:
+                return _redeploy(meta, env, opts)
+            return _renew_one(meta, env, opts, base_settings(meta.name), decisions[meta.name])
+        except LockHeld as exc:
+            return Outcome(meta.name, "skipped", f"busy: {exc.message}")
+        except AcmealiError as exc:
+            return Outcome(meta.name, "failed", exc.render())
+        except Exception as exc:  # a bug in one lineage must not stop the others
+            log.exception("unexpected error renewing %s", meta.name)
+            return Outcome(meta.name, "failed", f"unexpected error: {exc!r}")
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(m, False) for m in due] + [(m, True) for m in redeploy]
+    with ThreadPoolExecutor(max_workers=max(1, min(opts.concurrency, len(jobs)))) as pool:
+        for outcome in pool.map(lambda j: work(*j), jobs):
+            with lock:
+                report.outcomes.append(outcome)
+            if outcome.action == "renewed" and not opts.dry_run and outcome.meta is not None:
+                hook = opts.deploy_hook or outcome.meta.settings.get("deploy_hook")
+                if hook:
+                    try:
+                        run_deploy_hook(hook, outcome.meta, store)
+                    except AcmealiError as exc:
+                        report.outcomes.append(Outcome(outcome.name, "failed", exc.render()))
+
+    if hooks_on and opts.post_hook:
+        _run_global_hook(opts.post_hook, "post hook", report)
+    if report.failed and opts.failure_hook and not opts.dry_run:
+        _run_failure_hook(opts.failure_hook, report)
+
+
+def _note_next(report: RenewReport, metas: list[LineageMeta],
+               decisions: dict[str, Decision]) -> None:
+    upcoming = [(m.name, d.at) for m in metas if (d := decisions[m.name]).at and not d.due]
+    if upcoming:
+        report.next_due = min(((n, at) for n, at in upcoming if at is not None),
+                              key=lambda x: x[1])
+
+
+def _poll_ari(metas: list[LineageMeta], env: Environment, now: datetime,
+              report: RenewReport) -> None:
+    """Fetch RFC 9773 renewal info for lineages whose Retry-After has passed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def poll(meta: LineageMeta) -> None:
+        assert meta.ari is not None
+        try:
+            info = env.client(meta.server).renewal_info(meta.ari.cert_id)
+        except AcmealiError as exc:
+            log.warning("%s: renewal info not available (%s); using the lifetime rule",
+                        meta.name, exc.message)
+            return
+        if info is None:
+            return
+        choose_ari_moment(meta.ari, info.start, info.end, now)
+        meta.ari.next_poll = to_iso(now + timedelta(seconds=info.retry_after or 21600))
+        meta.ari.explanation_url = info.explanation_url
+        if info.explanation_url:
+            env.ui.info(f"{meta.name}: the CA explains its renewal window at "
+                        f"{info.explanation_url}")
+        try:
+            with env.store.lock(meta.name, wait=0):
+                fresh = env.store.load_meta(meta.name)
+                if fresh.current and meta.current and fresh.current.serial == meta.current.serial:
+                    fresh.ari = meta.ari
+                    env.store.save_meta(fresh)
+        except LockHeld:
+            pass
+
+    with ThreadPoolExecutor(max_workers=min(8, len(metas))) as pool:
+        list(pool.map(poll, metas))
+
+
+def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, base: CertSettings,
+               decision: Decision) -> Outcome:
+    from acmeali.issuance import IssueSpec, issue, settings_from_meta
+
+    settings = settings_from_meta(meta, base)
+    compromised = bool(meta.current and meta.current.key_sha256 in meta.compromised_keys)
+    spec = IssueSpec(name=meta.name, domains=tuple(meta.domains), settings=settings,
+                     server=meta.server, csr_path=meta.settings.get("csr"),
+                     force_new_key=compromised,
+                     replaces=meta.ari.cert_id if meta.ari else None,
+                     dry_run=opts.dry_run, reason=decision.reason)
+    serial = meta.current.serial if meta.current else None
+
+    def still_needed(fresh: LineageMeta | None) -> bool:
+        # Another process may have renewed while we waited for the lock.
+        if opts.force or fresh is None or fresh.current is None:
+            return True
+        if fresh.current.serial != serial:
+            return False
+        return decide(fresh, utcnow(), days_before=opts.days).due
+
+    result = issue(spec, env, still_needed=still_needed)
+    if result.skipped:
+        return Outcome(meta.name, "skipped", "already renewed by another run")
+    if result.dry_run:
+        return Outcome(meta.name, "dry-run", "dry run succeeded")
+    failed = result.deploy_failed
+    msg = describe_expiry(result.meta)
+    if failed:
+        return Outcome(meta.name, "failed", "renewed, but deploy failed: "
+                       + "; ".join(f"{o.target}: {o.message}" for o in failed), result.meta)
+    return Outcome(meta.name, "renewed", msg, result.meta)
+
+
+def _redeploy(meta: LineageMeta, env: Environment, opts: RenewOptions) -> Outcome:
+    from acmeali.issuance import deploy_lineage
+
+    if opts.dry_run:
+        return Outcome(meta.name, "dry-run", "would redeploy " + ", ".join(meta.deploy_pending()))
+    with env.store.lock(meta.name, wait=0):
+        fresh = env.store.load_meta(meta.name)
+        pending = fresh.deploy_pending()
+        if not pending:
+            return Outcome(meta.name, "skipped", "already deployed by another run")
+        outcomes = deploy_lineage(fresh, env, pending)
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        return Outcome(meta.name, "failed", "redeploy failed: "
+                       + "; ".join(f"{o.target}: {o.message}" for o in failed), fresh)
+    return Outcome(meta.name, "redeployed", ", ".join(pending), fresh)
+
+
+def _run_global_hook(command: str, what: str, report: RenewReport) -> None:
+    from acmeali.hooks import run_hook
+
+    try:
+        run_hook(command, {}, what=what)
+    except AcmealiError as exc:
+        report.outcomes.append(Outcome(f"({what})", "failed", exc.render()))
+
+
+def _run_failure_hook(command: str, report: RenewReport) -> None:
+    from acmeali.hooks import run_hook
+
+    env = {
+        "ACMEALI_FAILED_LINEAGES": " ".join(o.name for o in report.failed),
+        "ACMEALI_FAILURES": "\n".join(f"{o.name}: {o.message}" for o in report.failed),
+    }
+    try:
+        run_hook(command, env, what="failure hook")
+    except AcmealiError as exc:
+        log.error("failure hook failed: %s", exc.message)
+
+
+def summary_lines(report: RenewReport) -> list[str]:
+    lines = []
+    for o in report.outcomes:
+        lines.append(f"{o.name}: {o.action}" + (f" - {o.message}" if o.message else ""))
+    return lines
+
+
+def status_of(meta: LineageMeta, now: datetime, warn_days: float | None = None) -> str:
+    """valid | expiring | expired | revoked | none, as ``certs list`` shows it."""
+    if meta.current is None:
+        return "none"
+    if meta.current.serial in meta.revoked:
+        return "revoked"
+    na = meta.not_after
+    assert na is not None
+    if na <= now:
+        return "expired"
+    if warn_days is not None:
+        if na - now < timedelta(days=warn_days):
+            return "expiring"
+        return "valid"
+    at, _ = renewal_time(meta)
+    return "expiring" if at <= now else "valid"
+
+
+def to_summary(meta: LineageMeta, now: datetime, days_before: float | None = None
+               ) -> dict[str, Any]:
+    d = decide(meta, now, days_before=days_before)
+    na = meta.not_after
+    return {
+        "name": meta.name,
+        "domains": meta.domains,
+        "not_after": meta.current.not_after if meta.current else None,
+        "days_left": round((na - now).total_seconds() / 86400, 1) if na else None,
+        "key_type": meta.current.key_type if meta.current else meta.key_type,
+        "issuer": meta.current.issuer if meta.current else None,
+        "serial": meta.current.serial if meta.current else None,
+        "status": status_of(meta, now),
+        "next_renewal": to_iso(d.at) if d.at else None,
+        "renewal_reason": d.reason,
+        "deploy": meta.deploy,
+        "deploy_pending": meta.deploy_pending(),
+        "last_renewal": meta.last_renewal,
+    }
