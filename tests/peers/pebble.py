@@ -143,7 +143,7 @@ class ChallTestSrv:
 
     def start(self) -> ChallTestSrv:
         binary = require_binary("pebble-challtestsrv")
-        log = open(self.workdir / "challtestsrv.log", "wb")  # noqa: SIM115 - owned by proc
+        log = open(self.workdir / "challtestsrv.log", "wb")
         self.proc = subprocess.Popen(
             [binary, "-dns01", self.dns_address,
              "-http01", f"127.0.0.1:{self.http01_port}" if self.http01_port else "",
@@ -166,7 +166,7 @@ class ChallTestSrv:
     def _post(self, path: str, body: Mapping[str, Any]) -> None:
         req = urllib.request.Request(f"{self.mgmt_url}/{path}", data=json.dumps(body).encode(),
                                      method="POST")
-        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - loopback
+        with urllib.request.urlopen(req, timeout=5) as resp:
             resp.read()
 
     @staticmethod
@@ -266,7 +266,7 @@ class Pebble:
         if o.alternate_roots:
             env["PEBBLE_ALTERNATE_ROOTS"] = str(o.alternate_roots)
         env.update(o.extra_env)
-        log = open(self.log_path, "wb")  # noqa: SIM115 - owned by proc
+        log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [binary, "-config", str(cfg_path), "-dnsserver", self.challtestsrv.dns_address,
              "-strict=false"], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
@@ -299,7 +299,7 @@ class Pebble:
         return ssl.create_default_context(cafile=str(self.tls_cert))
 
     def get(self, url: str) -> bytes:
-        with urllib.request.urlopen(url, context=self._ssl(), timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(url, context=self._ssl(), timeout=10) as resp:
             data: bytes = resp.read()
             return data
 
