@@ -1,0 +1,13 @@
+"""Alibaba Cloud access: SDK clients (imported lazily), one call wrapper, one error type.
+
+Stdlib only at import time; the SDKs load on the first :func:`make_client`.
+"""
+
+from __future__ import annotations
+
+from acmeali.aliyun.clients import cas_region, clear_clients, endpoint_for, make_client
+from acmeali.aliyun.errors import AliyunError
+from acmeali.aliyun.retry import call, redact_params
+
+__all__ = ["AliyunError", "call", "cas_region", "clear_clients", "endpoint_for", "make_client",
+           "redact_params"]

@@ -184,7 +184,6 @@ def make_resolver(servers: Sequence[str] | None, lifetime: float) -> dns.resolve
     return r
 
 
-_resolver = make_resolver  # the name acmeali.solvers.alidns first used
 
 
 def follow_cname(name: str, resolver: dns.resolver.Resolver) -> list[str]:

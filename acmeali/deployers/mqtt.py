@@ -1,0 +1,46 @@
+"""``mqtt-server:<instance-id>``: the TLS server certificate of an ApsaraMQ for MQTT instance.
+
+The instance serves a certificate hosted in CAS, so deploying means: the chain and the
+PKCS#8 key go to CAS (through the ``cas`` deployer, same reuse rules), then the instance is
+switched to the new CAS identifier ``<CertId>-<region>``. The switch is left to a human on
+purpose: per Alibaba's documentation it restarts the instance's brokers, which takes 5–10
+minutes and drops every connected client. acmeali prints the identifier and the console
+step instead of making an unannounced outage from a cron job.
+
+Because acmeali cannot see when the switch happened, the previous CertId stays recorded as
+in use (``previous_cert_id``) so CAS clean-up never deletes what the instance may still serve.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from acmeali.deployers.base import DeployContext, TargetResult
+from acmeali.deployers.cas import ensure_uploaded
+
+if TYPE_CHECKING:
+    from acmeali.targets import Target
+
+
+def deploy(ctx: DeployContext, target: Target) -> TargetResult:
+    instance = target.instance_id or ""
+    cas = ensure_uploaded(ctx)
+    previous = ctx.meta.deployments.get(target.spec)
+    prev_details = previous.details if previous else {}
+    prev_id = prev_details.get("cert_id")
+    if prev_id == cas.cert_id:  # already told; keep what was kept then
+        prev_id = prev_details.get("previous_cert_id")
+    if ctx.dry_run:
+        return TargetResult(f"would upload to CAS and ask for {instance} to be switched")
+    ctx.ui.result(
+        f"MQTT instance {instance}: the server certificate is in CAS as {cas.identifier} "
+        f"(CertId {cas.cert_id}, name {cas.name}).\n"
+        f"  To use it: ApsaraMQ for MQTT console -> Instances -> {instance} -> "
+        "Instance Details -> Server certificate (TLS) -> Modify/Bind certificate -> choose "
+        f"{cas.identifier}.")
+    ctx.ui.warn(f"switching {instance} to the new certificate restarts the instance: "
+                "clients are disconnected for 5-10 minutes; do it in a maintenance window")
+    details = {"cert_id": cas.cert_id, "identifier": cas.identifier, "instance": instance,
+               "previous_cert_id": prev_id, "switch": "manual"}
+    return TargetResult(f"in CAS as {cas.identifier}; switch instance {instance} to it in the "
+                        "console (restarts it for 5-10 minutes)", details)
