@@ -64,13 +64,16 @@ def main() -> int:
             "[defaults]\n"
             f'dns_resolvers = ["{pebble.challtestsrv.dns_address}"]\n'
             "dns_timeout = 60\n"
-            + emu.config_toml())
+            + emu.config_toml()
+            # Keep no previous upload, so the renewal below visibly deletes the old one
+            # (the default keeps one previous upload for a quick manual rollback).
+            + "\n[aliyun.cas]\nkeep_previous = 0\n")
         env = dict(os.environ)
         env.update(emu.env())
         env["ACMEALI_CONFIG"] = str(config)
         env["PYTHONPATH"] = str(REPO)
 
-        step("Issue example.test + *.example.test via Alidns DNS-01, deploy to CAS, CDN, API Gateway")
+        step("Issue example.test + *.example.test via Alidns DNS-01; deploy to CAS, CDN, API GW")
         acmeali("issue", "-d", "example.test", "-d", "*.example.test", "--dns", "alidns",
                 "--deploy", "cas", "--deploy", "cdn:static.example.test",
                 "--deploy", f"apigateway:{GROUP}:api.example.test", env=env)
@@ -84,10 +87,12 @@ def main() -> int:
         acmeali("certs", "check", env=env)
 
         step("What the emulated Alibaba Cloud holds now")
+        deleted = [p.get("CertId") for p in emu.calls_of("DeleteUserCertificate")]
+        print(f"  CAS uploads deleted after the renewal: {deleted or 'none'}")
         for cert_id, cert in sorted(emu.state.cas_certs.items()):
             print(f"  CAS certificate {cert_id}: {cert['Name']} serial {cert['SerialNo']}")
         for name, dom in emu.state.cdn_domains.items():
-            print(f"  CDN {name}: CertId {dom.get('CertId')} SSL {dom.get('SSLProtocol')}")
+            print(f"  CDN {name}: CertId {dom.get('CertId')}, HTTPS {dom.get('SslProtocol')}")
         for (group, dom_name), dom in emu.state.apigw_domains.items():
             print(f"  API Gateway {group}/{dom_name}: certificate {dom.get('CertificateName')}")
         print(f"\nDone. State directory: {WORK / 'state'}; live files under "
