@@ -28,7 +28,6 @@ from acmeali.localca.output import (
     SERIALS_FILE,
     OutFile,
     SerialRegistry,
-    atomic_write,
     check_outputs,
     write_outputs,
 )
@@ -45,7 +44,6 @@ __all__ = [
     "LocalCA",
     "OutFile",
     "SerialRegistry",
-    "atomic_write",
     "check_days",
     "check_device_id",
     "check_outputs",

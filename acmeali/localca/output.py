@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from acmeali.errors import StoreError, UsageError
+from acmeali.store.files import write_file_atomic
 
 KEY_MODE = 0o600
 CERT_MODE = 0o644
@@ -29,30 +29,6 @@ class OutFile:
     name: str
     data: bytes
     mode: int = CERT_MODE
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int) -> None:
-    """temp file (created with ``mode``, never wider) -> fsync -> rename -> fsync dir."""
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def check_outputs(directory: Path, names: Sequence[str], *, force: bool) -> None:
@@ -75,7 +51,7 @@ def write_outputs(directory: Path, files: Sequence[OutFile], *, force: bool) -> 
         written: list[Path] = []
         for f in sorted(files, key=lambda f: f.mode != KEY_MODE):
             path = directory / f.name
-            atomic_write(path, f.data, mode=f.mode)
+            write_file_atomic(path, f.data, mode=f.mode)
             written.append(path)
     except OSError as exc:
         raise StoreError(f"cannot write to {directory}: {exc.strerror or exc}") from None
