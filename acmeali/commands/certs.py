@@ -67,7 +67,7 @@ def run_list(ctx: Context) -> int:
                       (r["next_renewal"] or "-")[:16]))
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
-        ctx.ui.result("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        ctx.ui.result("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     for name, err in broken:
         ctx.ui.result(f"{name}: BROKEN - {err}")
     return 0

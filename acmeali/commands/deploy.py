@@ -36,8 +36,9 @@ def register(cp: CommandParsers) -> None:
 
 
 def run(ctx: Context) -> int:
+    from acmeali.commands.issue import make_environment, report_deploys
     from acmeali.config import check_lineage_name
-    from acmeali.deployers import deploy
+    from acmeali.issuance import deploy_lineage
     from acmeali.targets import parse_target
 
     name = check_lineage_name(ctx.args.name)
@@ -48,7 +49,6 @@ def run(ctx: Context) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     store = ctx.store
-    settings = ctx.config.aliyun
     dry_run = bool(ctx.args.dry_run)
     with store.lock(name, wait=30.0):
         meta = store.load_meta(name)
@@ -57,20 +57,9 @@ def run(ctx: Context) -> int:
             raise UsageError(f"lineage {name!r} has no deploy targets recorded",
                              hint="name one with --target, e.g. --target cas or "
                                   "--target cdn:static.example.com")
-        bundle = store.read_live(name)
         if not dry_run:
             for spec in targets:
                 if spec not in meta.deploy:
                     meta.deploy.append(spec)
-        outcomes = deploy(meta, bundle, targets, settings=settings, ui=ctx.ui,
-                          live_paths=store.live_paths(name), dry_run=dry_run)
-        if not dry_run:
-            store.save_meta(meta)
-    failed = 0
-    for o in outcomes:
-        if o.ok:
-            ctx.ui.result(f"{o.target}: {'plan: ' if dry_run else ''}{o.message}")
-        else:
-            failed += 1
-            ctx.ui.error(f"{o.target}: {o.message}")
-    return 1 if failed else 0
+        outcomes = deploy_lineage(meta, make_environment(ctx), targets, dry_run=dry_run)
+    return 1 if report_deploys(ctx, outcomes, dry_run=dry_run) else 0

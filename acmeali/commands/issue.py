@@ -205,7 +205,7 @@ def run(ctx: Context) -> int:
                   f"  fullchain: {paths.fullchain}\n"
                   + (f"  key:       {paths.privkey}\n" if not args.csr else "")
                   + f"  {describe_expiry(meta)}")
-    failed = _report_deploys(ctx, result.deploy_outcomes)
+    failed = report_deploys(ctx, result.deploy_outcomes, indent="  deployed to ")
     if settings.deploy_hook:
         from acmeali.renewal import run_deploy_hook
 
@@ -213,14 +213,16 @@ def run(ctx: Context) -> int:
     return 1 if failed else 0
 
 
-def _report_deploys(ctx: Context, outcomes: list[Any]) -> int:
+def report_deploys(ctx: Context, outcomes: list[Any], *, dry_run: bool = False,
+                   indent: str = "") -> int:
+    """One line per target (stdout when it worked, stderr when not); returns the failures."""
     failed = 0
     for o in outcomes:
         if o.ok:
-            ctx.ui.result(f"  deployed to {o.target}: {o.message}")
+            ctx.ui.result(f"{indent}{o.target}: {'plan: ' if dry_run else ''}{o.message}")
         else:
             failed += 1
-            ctx.ui.error(f"deploy to {o.target} failed: {o.message}")
+            ctx.ui.error(f"{o.target}: {o.message}")
     if failed:
         ctx.ui.info(f"{failed} deploy target(s) failed; `acmeali deploy --name <lineage>` or "
                     "the next `acmeali renew` retries them")
