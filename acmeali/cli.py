@@ -19,18 +19,25 @@ from collections.abc import Sequence
 from acmeali import __version__
 from acmeali.errors import AcmealiError
 
-# (module, help) in the order --help lists them.
-COMMAND_MODULES = (
-    "acmeali.commands.keys",
-    "acmeali.commands.account",
-    "acmeali.commands.issue",
-    "acmeali.commands.renew",
-    "acmeali.commands.revoke",
-    "acmeali.commands.certs",
-    "acmeali.commands.deploy",
-    "acmeali.commands.ca",
-    "acmeali.commands.mqtt",
+# Every top-level command: (name, module that registers it, one-line help), in the order
+# --help lists them. Only the module of the command being run is imported and its parser
+# built; the others appear as one-line stubs. That keeps `acmeali --help` and cron runs
+# from paying for forty sub-parsers and their imports.
+COMMANDS = (
+    ("issue", "acmeali.commands.issue", "get a certificate and store it as a lineage"),
+    ("renew", "acmeali.commands.renew",
+     "renew every lineage that is due (for cron / systemd timers)"),
+    ("revoke", "acmeali.commands.revoke", "revoke a certificate (by lineage or file)"),
+    ("certs", "acmeali.commands.certs", "list stored certificates or check their health"),
+    ("deploy", "acmeali.commands.deploy", "deploy a stored certificate to Alibaba Cloud or a hook"),
+    ("account", "acmeali.commands.account", "manage the ACME account of a server"),
+    ("key", "acmeali.commands.keys", "generate, inspect and convert private keys"),
+    ("csr", "acmeali.commands.keys", "write a certificate signing request for a key and names"),
+    ("ca", "acmeali.commands.ca", "local CA for MQTT device authentication"),
+    ("mqtt", "acmeali.commands.mqtt",
+     "ApsaraMQ for MQTT: register CAs, manage CA/device certificates"),
 )
+_VALUE_OPTIONS = ("--config", "--state-dir", "--server", "--ca-bundle")
 
 
 def _add_globals(p: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -72,7 +79,23 @@ class CommandParsers:
         return CommandParsers(sub)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (skipping global options and their values)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _VALUE_OPTIONS:
+            skip = True
+        elif arg == "--":
+            return None
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the named command's sub-parsers are built in full."""
     parser = argparse.ArgumentParser(
         prog="acmeali",
         description="Get, renew and revoke ACME certificates and deploy them to Alibaba Cloud.",
@@ -82,14 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_globals(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     cp = CommandParsers(sub)
-    for module_name in COMMAND_MODULES:
-        module = importlib.import_module(module_name)
-        module.register(cp)
+    wanted = chosen_command(argv) if argv is not None else None
+    full = {m for n, m, _ in COMMANDS if argv is None or n == wanted}
+    for module_name in dict.fromkeys(m for _, m, _ in COMMANDS if m in full):
+        importlib.import_module(module_name).register(cp)
+    for name, module_name, help_text in COMMANDS:
+        if module_name not in full:
+            sub.add_parser(name, help=help_text, add_help=False)
+    # List commands in the table's order whatever order they were registered in.
+    order = {name: i for i, (name, _, _) in enumerate(COMMANDS)}
+    sub._choices_actions.sort(key=lambda a: order.get(a.dest, len(order)))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     from acmeali.context import Context
 
