@@ -1,0 +1,122 @@
+"""The main job end to end: Pebble + the Alibaba Cloud emulator, through the real CLI.
+
+Issue apex + wildcard through Alidns DNS-01 (Pebble really validates the TXT records the
+emulator forwards to challtestsrv), deploy to CAS, CDN and API Gateway; a forced renewal
+moves every target to the new certificate and deletes the old CAS upload; a throttled and
+5xx-bursting cloud is ridden out; a target that failed is retried by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from tests.conftest import run_acmeali
+from tests.emulator import AliyunEmulator
+from tests.peers.pebble import Pebble
+
+GROUP = "e2egroup0001"
+
+
+def _setup(tmp_path: Path, pebble: Pebble, emu: AliyunEmulator, *, keep_previous: int = 0
+           ) -> dict[str, str]:
+    emu.add_dns_zone("example.test")
+    emu.add_cdn_domain("static.example.test")
+    emu.add_apigateway_domain(GROUP, "api.example.test")
+    config = tmp_path / "acmeali.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n'
+        f'[acme]\nserver = "{pebble.directory_url}"\nca_bundle = "{pebble.ca_bundle}"\n'
+        'email = ["ops@example.test"]\nagree_tos = true\n'
+        f'[defaults]\ndns_resolvers = ["{pebble.challtestsrv.dns_address}"]\n'
+        "dns_timeout = 60\n"
+        + emu.config_toml()
+        + f"[aliyun.cas]\nkeep_previous = {keep_previous}\n")
+    env = dict(emu.env())
+    env["ACMEALI_CONFIG"] = str(config)
+    return env
+
+
+def _leaf(state: Path, name: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate((state / "live" / name / "cert.pem").read_bytes())
+
+
+def _sha1_upper(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA1()).hex().upper()  # CAS reports SHA-1
+
+
+def test_issue_deploy_renew_everywhere(tmp_path: Path, pebble: Pebble,
+                                       aliyun: AliyunEmulator) -> None:
+    env = _setup(tmp_path, pebble, aliyun)
+    proc = run_acmeali("issue", "-d", "example.test", "-d", "*.example.test", "--dns", "alidns",
+                       "--deploy", "cas", "--deploy", "cdn:static.example.test",
+                       "--deploy", f"apigateway:{GROUP}:api.example.test", env=env)
+    assert proc.returncode == 0, proc.stderr
+    state = tmp_path / "state"
+    leaf = _leaf(state, "example.test")
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(sans.get_values_for_type(x509.DNSName)) == ["*.example.test", "example.test"]
+
+    # The cloud holds exactly the issued certificate, everywhere.
+    (cert_id, cas), = aliyun.state.cas_certs.items()
+    assert cas["Fingerprint"] == _sha1_upper(leaf)
+    assert aliyun.state.cdn_domains["static.example.test"]["CertId"] == cert_id
+    gw = aliyun.state.apigw_domains[(GROUP, "api.example.test")]
+    fullchain = (state / "live" / "example.test" / "fullchain.pem").read_text()
+    assert gw["CertificateBody"].strip() == fullchain.strip()
+    # Only our own TXT records were created, and all were cleaned up afterwards.
+    assert len(aliyun.calls_of("AddDomainRecord")) == 2
+    assert not any(r["Type"] == "TXT" for r in aliyun.state.dns_zones["example.test"].values())
+
+    # A forced renewal moves every target and deletes the old upload (keep_previous = 0).
+    proc = run_acmeali("renew", "--force", env=env)
+    assert proc.returncode == 0, proc.stderr
+    new_leaf = _leaf(state, "example.test")
+    assert new_leaf.serial_number != leaf.serial_number
+    (new_id, new_cas), = aliyun.state.cas_certs.items()
+    assert new_id != cert_id and new_cas["Fingerprint"] == _sha1_upper(new_leaf)
+    assert aliyun.state.cdn_domains["static.example.test"]["CertId"] == new_id
+    assert [c["CertId"] for c in aliyun.calls_of("DeleteUserCertificate")] == [str(cert_id)]
+    gw = aliyun.state.apigw_domains[(GROUP, "api.example.test")]
+    assert new_leaf.public_bytes(Encoding.PEM).decode().strip() in gw["CertificateBody"]
+
+    check = run_acmeali("certs", "check", "--json", env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert json.loads(check.stdout)["ok"] is True
+
+
+def test_cloud_faults_ridden_out_and_failed_target_retried(tmp_path: Path, pebble: Pebble,
+                                                           aliyun: AliyunEmulator) -> None:
+    env = _setup(tmp_path, pebble, aliyun, keep_previous=1)
+    # Throttling and a 5xx burst on the way: both are retried within bounds.
+    aliyun.faults.throttle(action="AddDomainRecord", count=2, retry_after_ms=100)
+    aliyun.faults.fail_5xx(2, action="UploadUserCertificate")
+    # A target that cannot work yet: the CDN domain does not exist in the account.
+    proc = run_acmeali("issue", "-d", "shop.example.test", "-d", "cdn.shop.example.test",
+                       "--dns", "alidns",
+                       "--deploy", "cas", "--deploy", "cdn:cdn.shop.example.test", env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "cdn:cdn.shop.example.test" in proc.stderr
+    errors = [code for _, code in aliyun.errors]
+    assert errors.count("Throttling.User") == 2 and errors.count("ServiceUnavailable") == 2
+    assert len(aliyun.state.cas_certs) == 1  # the CAS target still succeeded
+
+    status = json.loads(run_acmeali("certs", "check", "--json", env=env).stdout)
+    assert [p["problem"] for p in status["problems"]] == ["deploy-failed"]
+
+    # The domain appears; the next (routine) renew redeploys only the failed target.
+    aliyun.add_cdn_domain("cdn.shop.example.test")
+    uploads_before = len(aliyun.calls_of("UploadUserCertificate"))
+    proc = run_acmeali("renew", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "redeployed" in proc.stderr
+    cert_id = next(iter(aliyun.state.cas_certs))
+    assert aliyun.state.cdn_domains["cdn.shop.example.test"]["CertId"] == cert_id
+    assert len(aliyun.calls_of("UploadUserCertificate")) == uploads_before  # reused, not re-sent
+    assert run_acmeali("certs", "check", env=env).returncode == 0
+    assert os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") is None  # nothing leaked to us
