@@ -310,7 +310,8 @@ def parse_config(data: Mapping[str, Any], source: str | None = None) -> Config:
         if key not in _TOP_KEYS:
             raise ctx.err(key, f"unknown key; expected one of {', '.join(_TOP_KEYS)}")
 
-    state_dir = checks["opt_string"](data["state_dir"], "state_dir") if "state_dir" in data else None
+    state_dir = (checks["opt_string"](data["state_dir"], "state_dir")
+                 if "state_dir" in data else None)
     acme = AcmeSettings(**_section(ctx, checks, _table(ctx, data.get("acme", {}), "acme"),
                                    _ACME_KEYS, "acme"))
     if acme.eab_hmac_key and not acme.eab_kid:
@@ -362,7 +363,8 @@ def parse_config(data: Mapping[str, Any], source: str | None = None) -> Config:
         if name in seen:
             raise ctx.err(f"{prefix}.name", f"duplicate lineage name {name!r}")
         seen.add(name)
-        overrides = _section(ctx, checks, raw, _CERT_KEYS, prefix, allowed_extra=("name", "domains"))
+        overrides = _section(ctx, checks, raw, _CERT_KEYS, prefix,
+                             allowed_extra=("name", "domains"))
         settings = replace(defaults, **overrides)
         _check_cert_settings(ctx, settings, domains, prefix)
         certs.append(CertificateConfig(name=name, domains=tuple(dict.fromkeys(domains)),

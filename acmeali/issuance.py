@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from acmeali.accounts import AccountOptions, ensure_account
+from acmeali.accounts import AccountOptions, ensure_account, load_account
 from acmeali.config import LETSENCRYPT, LETSENCRYPT_STAGING, AliyunSettings, CertSettings
 from acmeali.errors import AcmealiError, StoreError, UsageError
+from acmeali.faults import checkpoint
 from acmeali.lineage import AriState, LineageMeta, to_iso, utcnow
 
 if TYPE_CHECKING:
@@ -105,8 +106,11 @@ class Environment:
 
     def account_client(self, server: str) -> AcmeClient:
         client = self.client(server)
-        if client.kid is None:
-            ensure_account(client, self.store, server, self.account, self.ui)
+        if client.kid is None and load_account(client, self.store, server) is None:
+            # `renew` starts lineages in parallel (one client per thread): register one
+            # account, not one per thread; the others wait here, then load it.
+            with self.store.lock("account-registration", wait=VALIDATION_TIMEOUT):
+                ensure_account(client, self.store, server, self.account, self.ui)
         return client
 
 
@@ -191,6 +195,7 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
             meta.pending_order = {"url": order.url, "domains": list(spec.domains),
                                   "has_key": key_pem is not None}
             store.save_meta(meta)
+            checkpoint("after-order")  # crash tests: the order URL is saved, nothing else
 
     if order.status == "pending":
         # wait_authorizations returns only when all are valid, so no order re-fetch is needed.
@@ -219,6 +224,7 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
         ui.info(f"{spec.name}: dry run against {server} succeeded; nothing was stored")
         return IssueResult(spec.name, meta, dry_run=True)
 
+    checkpoint("after-download")  # crash tests: issued and downloaded, nothing stored yet
     version = store.write_version(
         spec.name, privkey_pem=key_pem, cert_pem=cert_pem.encode(),
         chain_pem=chain_pem.encode(), fullchain_pem=fullchain.encode())
@@ -257,9 +263,9 @@ def deploy_lineage(meta: LineageMeta, env: Environment, targets: Sequence[str] |
 
 
 def _lineage_dir(store: FileStore, name: str) -> Path:
-    d = store.root / "archive" / store.safe_name(name)
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return d
+    # Not created here: store.atomic_write makes it (and <state>/archive) 0700 when needed;
+    # Path.mkdir(parents=True) would leave <state>/archive with the umask's 0755.
+    return store.root / "archive" / store.safe_name(name)
 
 
 def _drop_pending_key(store: FileStore, name: str) -> None:
@@ -277,7 +283,13 @@ def _key_and_csr(spec: IssueSpec, meta: LineageMeta, store: FileStore
     from acmeali import keys
 
     if spec.csr_path:
-        return None, _load_user_csr(spec.csr_path, spec.domains), None
+        csr_der = _load_user_csr(spec.csr_path, spec.domains)
+        csr_key = _csr_public_key(csr_der)
+        if keys.public_key_sha256(csr_key) in meta.compromised_keys:
+            raise UsageError(f"--csr {spec.csr_path}: its key is recorded as compromised for "
+                             f"{spec.name}", hint="make a new key and CSR (`acmeali key "
+                             "generate`, `acmeali csr`) and issue with --csr NEW.csr")
+        return None, csr_der, None
 
     key: PrivateKey | None = None
     pending = meta.pending_order
@@ -300,6 +312,12 @@ def _key_and_csr(spec: IssueSpec, meta: LineageMeta, store: FileStore
     csr_pem = keys.build_csr(key, list(spec.domains), must_staple=spec.settings.must_staple)
     csr_der = x509.load_pem_x509_csr(csr_pem).public_bytes(Encoding.DER)
     return key, csr_der, keys.private_key_pem(key)
+
+
+def _csr_public_key(csr_der: bytes) -> Any:
+    from cryptography import x509
+
+    return x509.load_der_x509_csr(csr_der).public_key()
 
 
 def _load_user_csr(path: str, domains: Sequence[str]) -> bytes:

@@ -48,7 +48,8 @@ def normalize_name(raw: str) -> str:
             raise InvalidName(f"{raw!r} has an empty label")
         if "*" in label:
             if label != "*" or i != 0:
-                raise InvalidName(f"{raw!r}: a wildcard must be the whole leftmost label (*.example.com)")
+                raise InvalidName(
+                    f"{raw!r}: a wildcard must be the whole leftmost label (*.example.com)")
             if len(labels) < 3:
                 raise InvalidName(f"{raw!r}: a wildcard needs at least two labels after it")
             out.append("*")

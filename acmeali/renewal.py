@@ -58,7 +58,10 @@ def renewal_time(meta: LineageMeta, *, days_before: float | None = None) -> tupl
             return selected, "inside the CA's renewal window (ARI)"
         return emergency, "less than 1/20 of its lifetime left"
     if days_before is not None:
-        return na - timedelta(days=days_before), f"{days_before:g} days before expiry"
+        at = na - timedelta(days=days_before)
+        if at > emergency:  # a small --days never postpones past the emergency floor
+            return emergency, "less than 1/20 of its lifetime left"
+        return at, f"{days_before:g} days before expiry"
     if lifetime < SHORT_LIVED:
         return na - lifetime / 2, "half of its lifetime left"
     return na - lifetime / 3, "a third of its lifetime left"
@@ -202,8 +205,11 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
             continue
         metas.append(meta)
 
-    polls = [m for m in metas if ari_poll_due(m, now)] if not opts.force else []
-    decisions = {m.name: decide(m, now, days_before=opts.days, force=opts.force) for m in metas}
+    # --dry-run tries the whole renewal of every selected lineage, as certbot's does:
+    # a dry run that skips everything not yet due would prove nothing about the set-up.
+    force = opts.force or opts.dry_run
+    polls = [m for m in metas if ari_poll_due(m, now)] if not force else []
+    decisions = {m.name: decide(m, now, days_before=opts.days, force=force) for m in metas}
     due = [m for m in metas if decisions[m.name].due]
     redeploy = [m for m in metas if not decisions[m.name].due and m.deploy_pending()]
     if not (polls or due or redeploy):
@@ -217,7 +223,7 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
     if polls:
         _poll_ari(polls, env, now, report)
         for m in polls:
-            decisions[m.name] = decide(m, now, days_before=opts.days, force=opts.force)
+            decisions[m.name] = decide(m, now, days_before=opts.days, force=force)
         due = [m for m in metas if decisions[m.name].due]
         redeploy = [m for m in metas if not decisions[m.name].due and m.deploy_pending()]
     _note_next(report, metas, decisions)
@@ -251,7 +257,10 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
             with lock:
                 report.outcomes.append(outcome)
             if outcome.action == "renewed" and not opts.dry_run and outcome.meta is not None:
-                hook = opts.deploy_hook or outcome.meta.settings.get("deploy_hook")
+                # flag > config file (the lineage's table, else [defaults], as the user
+                # edits it now) > what was recorded when the lineage was issued.
+                hook = (opts.deploy_hook or base_settings(outcome.name).deploy_hook
+                        or outcome.meta.settings.get("deploy_hook"))
                 if hook:
                     try:
                         run_deploy_hook(hook, outcome.meta, store)
@@ -288,7 +297,8 @@ def _poll_ari(metas: list[LineageMeta], env: Environment, now: datetime,
         if info is None:
             return
         choose_ari_moment(meta.ari, info.start, info.end, now)
-        meta.ari.next_poll = to_iso(now + timedelta(seconds=info.retry_after or 21600))
+        retry = info.retry_after if info.retry_after is not None else 21600
+        meta.ari.next_poll = to_iso(now + timedelta(seconds=retry))
         meta.ari.explanation_url = info.explanation_url
         if info.explanation_url:
             env.ui.info(f"{meta.name}: the CA explains its renewal window at "
@@ -315,17 +325,21 @@ def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, base: Ce
     spec = IssueSpec(name=meta.name, domains=tuple(meta.domains), settings=settings,
                      server=meta.server, csr_path=meta.settings.get("csr"),
                      force_new_key=compromised,
-                     replaces=meta.ari.cert_id if meta.ari else None,
+                     # Never from a dry run: a staging CA does not know the certificate,
+                     # and a finalized order replacing it would use up the replacement.
+                     replaces=meta.ari.cert_id if meta.ari and not opts.dry_run else None,
                      dry_run=opts.dry_run, reason=decision.reason)
     serial = meta.current.serial if meta.current else None
 
     def still_needed(fresh: LineageMeta | None) -> bool:
         # Another process may have renewed while we waited for the lock.
-        if opts.force or fresh is None or fresh.current is None:
+        if fresh is None or fresh.current is None:
             return True
-        if fresh.current.serial != serial:
+        if not opts.force and fresh.current.serial != serial:
             return False
-        return decide(fresh, utcnow(), days_before=opts.days).due
+        check_live_bundle(fresh, env.store)  # a hand-edited lineage is skipped, not renewed
+        return (opts.force or opts.dry_run
+                or decide(fresh, utcnow(), days_before=opts.days).due)
 
     result = issue(spec, env, still_needed=still_needed)
     if result.skipped:
@@ -338,6 +352,45 @@ def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, base: Ce
         return Outcome(meta.name, "failed", "renewed, but deploy failed: "
                        + "; ".join(f"{o.target}: {o.message}" for o in failed), result.meta)
     return Outcome(meta.name, "renewed", msg, result.meta)
+
+
+def check_live_bundle(meta: LineageMeta, store: FileStore) -> None:
+    """StoreError naming the lineage when its live files are not what the metadata says.
+
+    Run before renewing (the network work needs cryptography anyway): a lineage whose
+    files were hand-edited or damaged is reported and left alone, because renewing over it
+    would hide the damage from the person who has to look at it.
+    """
+    from acmeali import certutil, keys
+
+    assert meta.current is not None
+    name = meta.name
+    hint = ("restore the state directory from a backup, or re-issue it with "
+            "`acmeali issue --name " + name + "`")
+    bundle = store.read_live(name)
+    facts = meta.current
+    for kind in ("cert", "fullchain", "chain"):
+        data: bytes = getattr(bundle, kind)
+        if kind == "chain" and not data.strip():
+            continue
+        try:
+            chain = certutil.load_chain(data)
+        except StoreError as exc:
+            raise StoreError(f"lineage {name!r}: live {kind}.pem is damaged ({exc.message}); "
+                             "skipped", hint=hint) from None
+        if kind != "chain" and certutil.fingerprint(chain[0]) != facts.fingerprint:
+            raise StoreError(f"lineage {name!r}: live {kind}.pem is not the certificate the "
+                             "metadata records (hand-edited?); skipped", hint=hint)
+    if meta.settings.get("csr"):
+        return  # issued from the user's own CSR: acmeali never had the key
+    try:
+        key = keys.load_private_key(bundle.privkey, source=f"{name} live key")
+    except AcmealiError as exc:
+        raise StoreError(f"lineage {name!r}: live privkey.pem is damaged ({exc.message}); "
+                         "skipped", hint=hint) from None
+    if keys.public_key_sha256(key) != facts.key_sha256:
+        raise StoreError(f"lineage {name!r}: live privkey.pem does not match the live "
+                         "certificate; skipped", hint=hint)
 
 
 def _redeploy(meta: LineageMeta, env: Environment, opts: RenewOptions) -> Outcome:

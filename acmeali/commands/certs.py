@@ -90,8 +90,14 @@ def run_check(ctx: Context) -> int:
         if status == "none":
             problems.append({"name": m.name, "problem": "no-certificate",
                              "detail": "no certificate was ever issued"})
-        elif status in ("expired", "revoked"):
+        elif status == "expired":
             problems.append({"name": m.name, "problem": status, "detail": describe_expiry(m, now)})
+        elif status == "revoked":
+            assert m.current is not None
+            problems.append({"name": m.name, "problem": status,
+                             "detail": f"serial {m.current.serial} was revoked "
+                                       f"({m.revoked[m.current.serial]}); "
+                                       f"{describe_expiry(m, now)}"})
         elif warn is not None and status == "expiring":
             problems.append({"name": m.name, "problem": "expiring",
                              "detail": describe_expiry(m, now)})
@@ -117,7 +123,9 @@ def run_check(ctx: Context) -> int:
                                   "problems": problems}, indent=2))
     else:
         for p in problems:
-            ctx.ui.result(f"{p['name']}: {p['problem']}: {p['detail']}")
+            # One line per problem, whatever a hook printed: monitoring parses lines.
+            detail = " ".join(p["detail"].split())
+            ctx.ui.result(f"{p['name']}: {p['problem']}: {detail}")
         if not problems:
             ctx.ui.info(f"all {len(metas)} lineages healthy")
     return 1 if problems else 0

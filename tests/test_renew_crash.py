@@ -1,0 +1,114 @@
+"""Crash safety of ``acmeali renew``, tested with real ``kill -9``.
+
+At each point a renewal can die (waiting for validation, after the download before
+anything is stored, in the middle of the live switch, right after the order was created)
+the process is SIGKILLed for real. Afterwards ``live/`` must still hold a complete,
+matching bundle that verifies to Pebble's root, and the next ``renew`` must finish the
+job, resuming the interrupted order by its stored URL rather than ordering again.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.peers.pebble import Pebble
+from tests.test_renew import Bed, kill_group, wait_file
+
+# Pebble's default lifetime is 5 years: "--days 100000" makes every lineage due without
+# --force, so the second run decides on its own that the job is not finished.
+DUE = ("--days", "100000")
+
+
+@pytest.fixture
+def bed(tmp_path: Path, pebble: Pebble) -> Bed:
+    return Bed(tmp_path, pebble)
+
+
+def _posts(pebble: Pebble, prefix: str) -> int:
+    """POSTs Pebble logged to one endpoint (it logs the handler path, without ids)."""
+    return sum(1 for method, path in pebble.requests_seen()
+               if method == "POST" and path.startswith(prefix))
+
+
+def _new_orders(pebble: Pebble) -> int:
+    return _posts(pebble, "/order-plz")
+
+
+def _finish_and_check_resumed(bed: Bed, name: str, old_serial: str, orders_before: int,
+                              *, finalized: bool = False) -> str:
+    """The killed run left old live files and a stored order; the next run completes it."""
+    assert bed.assert_live_ok(name) == old_serial
+    assert bed.live_version(name) == 1
+    pending = bed.meta(name)["pending_order"]
+    assert pending and pending["url"], "the order URL was not stored before the crash"
+    assert _new_orders(bed.pebble) == orders_before + 1
+    finalizes = _posts(bed.pebble, "/finalize-order")
+
+    r = bed.cli("renew", *DUE)
+    assert r.returncode == 0, r.stderr
+    assert f"{name}: renewed" in r.stderr
+    new_serial = bed.assert_live_ok(name)
+    assert new_serial != old_serial
+    assert bed.meta(name)["pending_order"] is None
+    # Resumed by its stored URL: no second newOrder; an order the CA had already issued
+    # is downloaded again, not finalized again.
+    assert _new_orders(bed.pebble) == orders_before + 1
+    assert _posts(bed.pebble, "/finalize-order") == finalizes + (0 if finalized else 1)
+    return new_serial
+
+
+def test_killed_while_waiting_for_validation(bed: Bed) -> None:
+    name = "wait.example.test"
+    bed.issue(name)
+    old = bed.serial(name)
+    orders = _new_orders(bed.pebble)
+    block = bed.ctl / f"block-{name}"
+    block.touch()
+    bed.fresh_account()
+    proc = bed.popen("renew", *DUE)
+    try:
+        wait_file(bed.ctl / f"blocked-{name}")  # the DNS hook is running: mid-validation
+        kill_group(proc)
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            kill_group(proc)
+        block.unlink()  # the orphaned hook (own session) finishes and exits
+    _finish_and_check_resumed(bed, name, old, orders)
+
+
+@pytest.mark.parametrize("point", ["after-order", "after-download"])
+def test_killed_before_anything_is_stored(bed: Bed, point: str) -> None:
+    name = f"{point}.example.test"
+    bed.issue(name)
+    old = bed.serial(name)
+    old_files = bed.live_bytes(name)
+    orders = _new_orders(bed.pebble)
+    r = bed.cli("renew", *DUE, env={"ACMEALI_CRASH_AT": point})
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert bed.live_bytes(name) == old_files
+    assert bed.archive_versions(name) == [1]
+    _finish_and_check_resumed(bed, name, old, orders, finalized=point == "after-download")
+    assert bed.live_version(name) == 2
+
+
+def test_killed_during_the_live_switch(bed: Bed) -> None:
+    name = "switch.example.test"
+    bed.issue(name)
+    old = bed.serial(name)
+    old_files = bed.live_bytes(name)
+    orders = _new_orders(bed.pebble)
+    r = bed.cli("renew", *DUE, env={"ACMEALI_CRASH_AT": "switch"})
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    # Version 2 is fully written in the archive, but live still points at version 1.
+    assert bed.archive_versions(name) == [1, 2]
+    assert bed.live_bytes(name) == old_files
+    new = _finish_and_check_resumed(bed, name, old, orders, finalized=True)
+    assert bed.live_version(name) == 3
+    # The resumed order delivered the very certificate the killed run had downloaded.
+    v2 = bed.state / "archive" / name / "v2" / "cert.pem"
+    assert v2.read_bytes() == bed.live_bytes(name)["cert"]
+    assert new != old
