@@ -130,4 +130,10 @@ def _reissue(ctx: Context, name: str, env: object) -> int:
     failed = [o for o in result.deploy_outcomes if not o.ok]
     for o in result.deploy_outcomes:
         (ctx.ui.result if o.ok else ctx.ui.error)(f"  {o.target}: {o.message}")
+    # The deploy hook (e.g. reloading nginx) is part of redeploying, as after `issue`/`renew`.
+    hook = settings.deploy_hook or ctx.config.renewal.deploy_hook
+    if hook:
+        from acmeali.renewal import run_deploy_hook
+
+        run_deploy_hook(hook, result.meta, ctx.store)
     return 1 if failed else 0
