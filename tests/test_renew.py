@@ -467,6 +467,24 @@ def test_concurrent_renewal_isolates_failures_and_runs_hooks(bed: Bed) -> None:
     assert bed.hook_records() == []
 
 
+def test_concurrent_renewal_with_standalone_http01(bed: Bed) -> None:
+    """Lineages validated by our own http-01 server renew in parallel on one port."""
+    names = [f"h{i}.example.test" for i in range(4)]
+    http = ["--challenge", "http-01", "--http-address", "127.0.0.1",
+            "--http-port", str(bed.pebble.http_port)]
+    for n in names:
+        r = bed.cli("issue", "-d", n, *http, "--agree-tos", "--email", "test@example.test")
+        assert r.returncode == 0, r.stderr
+    before = {n: bed.serial(n) for n in names}
+    bed.fresh_account()  # no authorization to reuse: every lineage really validates
+    r = bed.cli("renew", "--force", "--concurrency", "4")
+    assert r.returncode == 0, r.stderr
+    assert "4 done, 0 failed" in r.stderr
+    assert "already in use" not in r.stderr
+    for n in names:
+        assert bed.assert_live_ok(n) != before[n], n
+
+
 def test_per_lineage_deploy_hook_from_config(tmp_path: Path, pebble: Pebble) -> None:
     bed = Bed(tmp_path, pebble)
     config = bed.config

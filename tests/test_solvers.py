@@ -123,6 +123,37 @@ def test_standalone_all_addresses_by_default() -> None:
     assert port_is_free(port)
 
 
+def test_standalone_solvers_in_one_process_share_the_port() -> None:
+    """``renew --concurrency N`` validates lineages at once: one listener, not N binds."""
+    port = free_port()
+    ui, _ = quiet_ui()
+    settings = CertSettings(http_address="127.0.0.1", http_port=port)
+    first, second = StandaloneSolver(settings, ui), StandaloneSolver(settings, ui)
+    t1, t2 = [task("a.example", token="tokS1")], [task("b.example", token="tokS2")]
+    base = f"http://127.0.0.1:{port}/.well-known/acme-challenge/"
+    try:
+        first.present(t1)
+        second.present(t2)  # would be "port already in use" with a server per solver
+        assert first.bound_port == second.bound_port == port
+        assert get(base + "tokS1")[2] == "tokS1.thumb"
+        assert get(base + "tokS2")[2] == "tokS2.thumb"
+        first.cleanup(t1)
+        assert get(base + "tokS1")[0] == 404  # withdrawn with its owner
+        assert get(base + "tokS2")[2] == "tokS2.thumb"  # the other lineage still validates
+        assert not port_is_free(port)
+    finally:
+        first.close()
+        second.cleanup(t2)
+    assert port_is_free(port)
+    third = StandaloneSolver(settings, ui)  # and a later run binds afresh
+    try:
+        third.present([task("c.example", token="tokS3")])
+        assert get(base + "tokS3")[2] == "tokS3.thumb"
+    finally:
+        third.close()
+    assert port_is_free(port)
+
+
 def test_standalone_port_in_use_is_explained() -> None:
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as busy:
         busy.bind(("127.0.0.1", 0))

@@ -111,6 +111,85 @@ def _bind_error(exc: OSError, address: str, port: int) -> Exception:
     return ChallengeError(f"http-01: cannot listen on {where}: {exc.strerror or exc}")
 
 
+class _Listener:
+    """One challenge server, shared by every solver of this process on the same address.
+
+    ``renew`` validates many lineages at once, one thread each; were each to start its own
+    server on port 80, all but the first would fail with "address in use". So a listener
+    is shared: each solver adds its tokens to the one answer table, and the last one to
+    leave closes the socket. Tokens are unique per challenge, so nothing collides.
+    """
+
+    def __init__(self, server: _ChallengeServer, thread: threading.Thread) -> None:
+        self.server = server
+        self.thread = thread
+        self.users = 0
+
+
+_listeners: dict[tuple[str, int], _Listener] = {}
+_listeners_lock = threading.Lock()
+
+
+def _acquire(address: str, port: int) -> _Listener:
+    """The shared listener for ``address``:``port``, started when it is the first user."""
+    key = (address, port)
+    with _listeners_lock:
+        listener = _listeners.get(key) if port else None  # port 0: a fresh one each time
+        if listener is None:
+            listener = _start(address, port)
+            if port:
+                _listeners[key] = listener
+        listener.users += 1
+        return listener
+
+
+def _release(address: str, port: int, listener: _Listener, ui: UI) -> None:
+    """Drop one user; the last one stops the server, and the port is free on return."""
+    with _listeners_lock:
+        listener.users -= 1
+        if listener.users > 0:
+            return
+        if _listeners.get((address, port)) is listener:
+            del _listeners[(address, port)]
+        try:
+            listener.server.shutdown()
+            listener.server.server_close()
+            listener.thread.join(timeout=5)
+        except Exception as exc:
+            ui.warn(f"http-01: stopping the challenge server: {exc}")
+
+
+def _start(address: str, port: int) -> _Listener:
+    addr = address
+    candidates: list[tuple[str, socket.AddressFamily]]
+    if not addr:
+        candidates = [("::", socket.AF_INET6), ("0.0.0.0", socket.AF_INET)]  # noqa: S104
+        if not socket.has_ipv6:
+            candidates = candidates[1:]
+    else:
+        addr = addr.strip("[]")
+        candidates = [(addr, socket.AF_INET6 if ":" in addr else socket.AF_INET)]
+    last: OSError | None = None
+    for host, family in candidates:
+        try:
+            server = _ChallengeServer((host, port), family, {})
+        except OSError as exc:
+            last = exc
+            # No IPv6 on this host: fall back to IPv4. Any other error is the answer.
+            if exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL) and not address:
+                continue
+            break
+        else:
+            thread = threading.Thread(target=server.serve_forever,
+                                      kwargs={"poll_interval": _POLL},
+                                      name="acmeali-http01", daemon=True)
+            thread.start()
+            log.info("http-01: listening on %s port %d", host, server.server_port)
+            return _Listener(server, thread)
+    assert last is not None
+    raise _bind_error(last, address, port) from None
+
+
 class StandaloneSolver:
     """Our own HTTP server on ``http_address``:``http_port``, only while it is needed."""
 
@@ -120,62 +199,33 @@ class StandaloneSolver:
         self.address = settings.http_address
         self.port = settings.http_port
         self.ui = ui
-        self._answers: dict[str, bytes] = {}
-        self._server: _ChallengeServer | None = None
-        self._thread: threading.Thread | None = None
+        self._tokens: set[str] = set()
+        self._listener: _Listener | None = None
 
     @property
     def bound_port(self) -> int | None:
         """The port actually listened on (differs from ``port`` only when that was 0)."""
-        return self._server.server_port if self._server else None
+        return self._listener.server.server_port if self._listener else None
 
     def present(self, tasks: Sequence[ChallengeTask]) -> None:
+        if self._listener is None:
+            self._listener = _acquire(self.address, self.port)
+        answers = self._listener.server.answers
         for t in tasks:
-            self._answers[check_token(t.token)] = t.key_authorization.encode("ascii")
-        if self._server is None:
-            self._start()
-
-    def _start(self) -> None:
-        addr = self.address
-        candidates: list[tuple[str, socket.AddressFamily]]
-        if not addr:
-            candidates = [("::", socket.AF_INET6), ("0.0.0.0", socket.AF_INET)]  # noqa: S104
-            if not socket.has_ipv6:
-                candidates = candidates[1:]
-        else:
-            addr = addr.strip("[]")
-            candidates = [(addr, socket.AF_INET6 if ":" in addr else socket.AF_INET)]
-        last: OSError | None = None
-        for host, family in candidates:
-            try:
-                server = _ChallengeServer((host, self.port), family, self._answers)
-            except OSError as exc:
-                last = exc
-                # No IPv6 on this host: fall back to IPv4. Any other error is the answer.
-                if exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL) and not self.address:
-                    continue
-                break
-            else:
-                self._server = server
-                self._thread = threading.Thread(target=server.serve_forever,
-                                                kwargs={"poll_interval": _POLL},
-                                                name="acmeali-http01", daemon=True)
-                self._thread.start()
-                log.info("http-01: listening on %s port %d", host, server.server_port)
-                return
-        assert last is not None
-        raise _bind_error(last, self.address, self.port) from None
+            token = check_token(t.token)
+            answers[token] = t.key_authorization.encode("ascii")
+            self._tokens.add(token)
 
     def wait_ready(self, tasks: Sequence[ChallengeTask], deadline: float) -> None:
         """Fetch one answer from our own server: proves it serves before the CA is told."""
-        if self._server is None or not tasks:
+        port = self.bound_port
+        if port is None or not tasks:
             return
         host = self.address.strip("[]") or "127.0.0.1"
         if host in ("0.0.0.0", "::"):  # noqa: S104
             host = "127.0.0.1" if host == "0.0.0.0" else "::1"  # noqa: S104
         task = tasks[0]
-        conn = http.client.HTTPConnection(host, self._server.server_port,
-                                          timeout=_SELF_CHECK_TIMEOUT)
+        conn = http.client.HTTPConnection(host, port, timeout=_SELF_CHECK_TIMEOUT)
         try:
             conn.request("GET", CHALLENGE_PATH + task.token)
             resp = conn.getresponse()
@@ -187,29 +237,28 @@ class StandaloneSolver:
         finally:
             conn.close()
         if resp.status != 200 or body != task.key_authorization.encode("ascii"):
-            raise ChallengeError(f"http-01: our own server on port {self._server.server_port} "
+            raise ChallengeError(f"http-01: our own server on port {port} "
                                  f"answered {resp.status} instead of the key authorization")
 
     def cleanup(self, tasks: Sequence[ChallengeTask]) -> None:
+        listener = self._listener
         for t in tasks:
-            self._answers.pop(t.token, None)
-        if self._answers:
+            self._tokens.discard(t.token)
+            if listener is not None:
+                listener.server.answers.pop(t.token, None)
+        if self._tokens:
             return  # other tasks still being validated by a later present()
         self.close()
 
     def close(self) -> None:
-        """Stop listening now; the port is free again when this returns."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None:
+        """Withdraw our answers and leave the listener; the last one out frees the port."""
+        listener, self._listener = self._listener, None
+        if listener is None:
             return
-        try:
-            server.shutdown()
-            server.server_close()
-            if thread is not None:
-                thread.join(timeout=5)
-        except Exception as exc:
-            self.ui.warn(f"http-01: stopping the challenge server: {exc}")
+        for token in self._tokens:
+            listener.server.answers.pop(token, None)
+        self._tokens.clear()
+        _release(self.address, self.port, listener, self.ui)
 
 
 class WebrootSolver:
