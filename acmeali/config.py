@@ -81,7 +81,8 @@ class CertSettings:
 class CertificateConfig:
     name: str
     domains: tuple[str, ...]
-    settings: CertSettings
+    settings: CertSettings  # [defaults] with this table's keys applied
+    explicit: frozenset[str] = frozenset()  # the keys this table sets itself
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class Config:
     defaults: CertSettings = field(default_factory=CertSettings)
     certificates: tuple[CertificateConfig, ...] = ()
     renewal: RenewalSettings = field(default_factory=RenewalSettings)
+    defaults_explicit: frozenset[str] = frozenset()  # the keys [defaults] sets
     aliyun: AliyunSettings = field(default_factory=AliyunSettings)
     source: str | None = None
 
@@ -316,8 +318,9 @@ def parse_config(data: Mapping[str, Any], source: str | None = None) -> Config:
                                    _ACME_KEYS, "acme"))
     if acme.eab_hmac_key and not acme.eab_kid:
         raise ctx.err("acme.eab_kid", "eab_hmac_key is set, so eab_kid is required too")
-    defaults = CertSettings(**_section(ctx, checks, _table(ctx, data.get("defaults", {}),
-                                                           "defaults"), _CERT_KEYS, "defaults"))
+    defaults_kw = _section(ctx, checks, _table(ctx, data.get("defaults", {}), "defaults"),
+                           _CERT_KEYS, "defaults")
+    defaults = CertSettings(**defaults_kw)
     renewal = RenewalSettings(**_section(
         ctx, checks, _table(ctx, data.get("renewal", {}), "renewal"), _RENEWAL_KEYS, "renewal"))
 
@@ -368,9 +371,10 @@ def parse_config(data: Mapping[str, Any], source: str | None = None) -> Config:
         settings = replace(defaults, **overrides)
         _check_cert_settings(ctx, settings, domains, prefix)
         certs.append(CertificateConfig(name=name, domains=tuple(dict.fromkeys(domains)),
-                                       settings=settings))
+                                       settings=settings, explicit=frozenset(overrides)))
     return Config(state_dir=state_dir, acme=acme, defaults=defaults, certificates=tuple(certs),
-                  renewal=renewal, aliyun=aliyun, source=source)
+                  renewal=renewal, aliyun=aliyun, source=source,
+                  defaults_explicit=frozenset(defaults_kw))
 
 
 def _check_cert_settings(ctx: _Ctx, s: CertSettings, domains: tuple[str, ...], prefix: str) -> None:

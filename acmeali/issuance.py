@@ -58,6 +58,10 @@ class IssueSpec:
     dry_run: bool = False
     deploy: bool = True
     reason: str = "issue"
+    # Settings keys given as `issue` flags (recorded; see plan.lineage_plan).
+    flag_keys: tuple[str, ...] = ()
+    # Renewal: settings.deploy is the lineage's whole target list, not targets to add.
+    deploy_exact: bool = False
 
 
 @dataclass
@@ -122,14 +126,20 @@ def meta_for(spec: IssueSpec, existing: LineageMeta | None) -> LineageMeta:
     if existing is None:
         return LineageMeta(name=spec.name, domains=list(spec.domains), server=spec.server,
                            key_type=spec.settings.key_type, settings=settings,
-                           deploy=list(spec.settings.deploy))
+                           flag_keys=sorted(spec.flag_keys), deploy=list(spec.settings.deploy))
     existing.domains = list(spec.domains)
     existing.server = spec.server
     existing.key_type = spec.settings.key_type
     existing.settings = settings
-    for target in spec.settings.deploy:
-        if target not in existing.deploy:
-            existing.deploy.append(target)
+    existing.flag_keys = sorted(spec.flag_keys)
+    if spec.deploy_exact:
+        existing.deploy = list(spec.settings.deploy)
+        for gone in [t for t in existing.deployments if t not in existing.deploy]:
+            del existing.deployments[gone]
+    else:
+        for target in spec.settings.deploy:
+            if target not in existing.deploy:
+                existing.deploy.append(target)
     return existing
 
 
@@ -140,17 +150,6 @@ def _settings_record(s: CertSettings) -> dict[str, Any]:
     rec = asdict(s)
     rec.pop("deploy", None)
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in rec.items()}
-
-
-def settings_from_meta(meta: LineageMeta, base: CertSettings) -> CertSettings:
-    """Rebuild CertSettings for a stored lineage (its recorded choices over ``base``)."""
-    from dataclasses import fields, replace
-
-    known = {f.name for f in fields(CertSettings)}
-    overrides: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
-                                 for k, v in meta.settings.items() if k in known}
-    overrides["deploy"] = tuple(meta.deploy)
-    return replace(base, **overrides)
 
 
 def issue(spec: IssueSpec, env: Environment, *,
@@ -180,6 +179,9 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
     from acmeali import certutil, keys
 
     store, ui = env.store, env.ui
+    if spec.settings.profile:
+        # Before any account exists: a profile the CA lacks must not register one.
+        env.client(server).check_profile(spec.settings.profile)
     client = env.account_client(server)
     key, csr_der, key_pem = _key_and_csr(spec, meta, store)
 

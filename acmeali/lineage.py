@@ -76,6 +76,8 @@ class LineageMeta:
     key_type: str = "ec256"
     # Settings recorded at issuance so `renew` repeats them without the config file.
     settings: dict[str, Any] = field(default_factory=dict)
+    # Which of those the user chose with `issue` flags: they outrank [defaults] later on.
+    flag_keys: list[str] = field(default_factory=list)
     deploy: list[str] = field(default_factory=list)
     current: CertFacts | None = None
     ari: AriState | None = None

@@ -28,8 +28,9 @@ from acmeali.errors import AcmealiError, LockHeld, StoreError
 from acmeali.lineage import AriState, LineageMeta, from_iso, to_iso, utcnow
 
 if TYPE_CHECKING:
-    from acmeali.config import CertSettings
+    from acmeali.config import Config
     from acmeali.issuance import Environment
+    from acmeali.plan import LineagePlan
     from acmeali.store.files import FileStore
 
 log = logging.getLogger(__name__)
@@ -144,9 +145,10 @@ class RenewOptions:
     jitter: float = 0.0
     concurrency: int = 4
     dry_run: bool = False
-    pre_hook: str | None = None
+    pre_hook: str | None = None  # --pre-hook, else [renewal] pre_hook
     post_hook: str | None = None
-    deploy_hook: str | None = None
+    deploy_hook: str | None = None  # --deploy-hook only: it outranks every lineage's own
+    default_deploy_hook: str | None = None  # [renewal] deploy_hook: for lineages without one
     failure_hook: str | None = None
 
 
@@ -171,21 +173,21 @@ class RenewReport:
 
 
 def renew_all(store: FileStore, make_env: Callable[[], Environment], opts: RenewOptions,
-              base_settings: Callable[[str], CertSettings], *, now: datetime | None = None,
-              config_names: Sequence[str] = ()) -> RenewReport:
+              config: Config, *, now: datetime | None = None) -> RenewReport:
     """One ``renew`` run. ``make_env`` is called only when there is network work to do."""
     report = RenewReport()
     try:
         with store.lock("renew-run", wait=0):
-            _renew_locked(store, make_env, opts, base_settings, report, now or utcnow())
+            _renew_locked(store, make_env, opts, config, report, now or utcnow())
     except LockHeld as exc:
         report.lock_busy = exc.message
     return report
 
 
 def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: RenewOptions,
-                  base_settings: Callable[[str], CertSettings], report: RenewReport,
-                  now: datetime) -> None:
+                  config: Config, report: RenewReport, now: datetime) -> None:
+    from acmeali.plan import lineage_plan
+
     names = store.lineage_names()
     if opts.names:
         unknown = [n for n in opts.names if n not in names]
@@ -204,12 +206,19 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
             report.outcomes.append(Outcome(name, "failed", f"skipped: {exc.message}"))
             continue
         metas.append(meta)
+    plans = {m.name: lineage_plan(m, config) for m in metas}
+
+    def decide_now(m: LineageMeta) -> Decision:
+        d = decide(m, now, days_before=opts.days, force=force)
+        if not d.due and plans[m.name].names_changed:
+            return Decision(True, now, "its names changed in the config file")
+        return d
 
     # --dry-run tries the whole renewal of every selected lineage, as certbot's does:
     # a dry run that skips everything not yet due would prove nothing about the set-up.
     force = opts.force or opts.dry_run
     polls = [m for m in metas if ari_poll_due(m, now)] if not force else []
-    decisions = {m.name: decide(m, now, days_before=opts.days, force=force) for m in metas}
+    decisions = {m.name: decide_now(m) for m in metas}
     due = [m for m in metas if decisions[m.name].due]
     redeploy = [m for m in metas if not decisions[m.name].due and m.deploy_pending()]
     if not (polls or due or redeploy):
@@ -223,16 +232,21 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
     if polls:
         _poll_ari(polls, env, now, report)
         for m in polls:
-            decisions[m.name] = decide(m, now, days_before=opts.days, force=force)
+            decisions[m.name] = decide_now(m)
         due = [m for m in metas if decisions[m.name].due]
         redeploy = [m for m in metas if not decisions[m.name].due and m.deploy_pending()]
     _note_next(report, metas, decisions)
     if not (due or redeploy):
         return
 
-    hooks_on = not opts.dry_run and bool(due)
-    if hooks_on and opts.pre_hook:
-        _run_global_hook(opts.pre_hook, "pre hook", report)
+    # Pre- and post-hooks (stop/start the web server holding port 80, say) run once per
+    # distinct command, around all renewals, also in a dry run: it binds the port too.
+    pre_hooks = _distinct([opts.pre_hook, *(plans[m.name].settings.pre_hook for m in due)]
+                          if due else [])
+    post_hooks = _distinct([opts.post_hook, *(plans[m.name].settings.post_hook for m in due)]
+                           if due else [])
+    for command in pre_hooks:
+        _run_global_hook(command, "pre hook", report)
 
     lock = threading.Lock()
 
@@ -240,7 +254,7 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
         try:
             if redeploy_only:
                 return _redeploy(meta, env, opts)
-            return _renew_one(meta, env, opts, base_settings(meta.name), decisions[meta.name])
+            return _renew_one(meta, env, opts, plans[meta.name], decisions[meta.name])
         except LockHeld as exc:
             return Outcome(meta.name, "skipped", f"busy: {exc.message}")
         except AcmealiError as exc:
@@ -257,18 +271,18 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
             with lock:
                 report.outcomes.append(outcome)
             if outcome.action == "renewed" and not opts.dry_run and outcome.meta is not None:
-                # flag > config file (the lineage's table, else [defaults], as the user
-                # edits it now) > what was recorded when the lineage was issued.
-                hook = (opts.deploy_hook or base_settings(outcome.name).deploy_hook
-                        or outcome.meta.settings.get("deploy_hook"))
+                # flag > the lineage's own (config file now, else recorded; see
+                # plan.lineage_plan) > [renewal] deploy_hook.
+                hook = (opts.deploy_hook or plans[outcome.name].settings.deploy_hook
+                        or opts.default_deploy_hook)
                 if hook:
                     try:
                         run_deploy_hook(hook, outcome.meta, store)
                     except AcmealiError as exc:
                         report.outcomes.append(Outcome(outcome.name, "failed", exc.render()))
 
-    if hooks_on and opts.post_hook:
-        _run_global_hook(opts.post_hook, "post hook", report)
+    for command in post_hooks:
+        _run_global_hook(command, "post hook", report)
     if report.failed and opts.failure_hook and not opts.dry_run:
         _run_failure_hook(opts.failure_hook, report)
 
@@ -316,15 +330,15 @@ def _poll_ari(metas: list[LineageMeta], env: Environment, now: datetime,
         list(pool.map(poll, metas))
 
 
-def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, base: CertSettings,
+def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, plan: LineagePlan,
                decision: Decision) -> Outcome:
-    from acmeali.issuance import IssueSpec, issue, settings_from_meta
+    from acmeali.issuance import IssueSpec, issue
 
-    settings = settings_from_meta(meta, base)
     compromised = bool(meta.current and meta.current.key_sha256 in meta.compromised_keys)
-    spec = IssueSpec(name=meta.name, domains=tuple(meta.domains), settings=settings,
+    spec = IssueSpec(name=meta.name, domains=plan.domains, settings=plan.settings,
                      server=meta.server, csr_path=meta.settings.get("csr"),
-                     force_new_key=compromised,
+                     force_new_key=compromised, flag_keys=plan.flag_keys,
+                     deploy_exact=plan.deploy_exact,
                      # Never from a dry run: a staging CA does not know the certificate,
                      # and a finalized order replacing it would use up the replacement.
                      replaces=meta.ari.cert_id if meta.ari and not opts.dry_run else None,
@@ -338,7 +352,7 @@ def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, base: Ce
         if not opts.force and fresh.current.serial != serial:
             return False
         check_live_bundle(fresh, env.store)  # a hand-edited lineage is skipped, not renewed
-        return (opts.force or opts.dry_run
+        return (opts.force or opts.dry_run or plan.names_changed
                 or decide(fresh, utcnow(), days_before=opts.days).due)
 
     result = issue(spec, env, still_needed=still_needed)
@@ -409,6 +423,10 @@ def _redeploy(meta: LineageMeta, env: Environment, opts: RenewOptions) -> Outcom
         return Outcome(meta.name, "failed", "redeploy failed: "
                        + "; ".join(f"{o.target}: {o.message}" for o in failed), fresh)
     return Outcome(meta.name, "redeployed", ", ".join(pending), fresh)
+
+
+def _distinct(commands: Sequence[str | None]) -> list[str]:
+    return list(dict.fromkeys(c for c in commands if c))
 
 
 def _run_global_hook(command: str, what: str, report: RenewReport) -> None:

@@ -504,6 +504,37 @@ def test_profile_the_ca_does_not_offer(cli: Cli) -> None:
     assert "profile 'shortlived'" in line
     assert not (cli.state / "live").exists()
     assert not (cli.state / "renewal" / f"{name}.json").exists()
+    assert not (cli.state / "accounts").exists()  # refused before registering an account
+
+
+def test_pre_and_post_hooks_wrap_issuance_even_when_it_fails(cli: Cli, tmp_path: Path) -> None:
+    log = tmp_path / "hooks.log"
+    def hook(label: str) -> str:
+        return f"echo {label} >> {log}"
+
+    name = fresh()
+    ok(cli.issue("-d", name, "--pre-hook", hook("pre"), "--post-hook", hook("post")))
+    assert log.read_text().split() == ["pre", "post"]
+    meta = json.loads((cli.state / "renewal" / f"{name}.json").read_text())
+    assert {"pre_hook", "post_hook"} <= set(meta["flag_keys"])  # renewals repeat them
+
+    # Validation fails (nothing answers on this port): the post-hook still restarts
+    # whatever the pre-hook stopped, and the CA's error is the one reported.
+    log.unlink()
+    from tests.peers.pebble import free_port
+
+    r = cli("issue", "-d", fresh(), "--http-address", "127.0.0.1",
+            "--http-port", str(free_port()), "--agree-tos", "--email", "ops@example.test",
+            "--pre-hook", hook("pre"), "--post-hook", f"{hook('post')}; exit 3")
+    assert r.returncode == 1, r.stderr
+    assert log.read_text().split() == ["pre", "post"]
+    assert "could not validate" in r.stderr and "post hook" in r.stderr
+
+    # A failing pre-hook stops everything before the CA is asked.
+    seen = len(cli.pebble.requests_seen())
+    r = cli.issue("-d", fresh(), "--pre-hook", "echo stopping failed >&2; exit 4")
+    assert r.returncode == 1 and "pre hook" in r.stderr and "stopping failed" in r.stderr
+    assert len(cli.pebble.requests_seen()) == seen
 
 
 def test_help_lists_every_issue_flag() -> None:
@@ -512,7 +543,8 @@ def test_help_lists_every_issue_flag() -> None:
     for flag in ("--domain", "--name", "--key-type", "--reuse-key", "--csr", "--must-staple",
                  "--challenge", "--http-port", "--http-address", "--webroot", "--dns",
                  "--dns-hook", "--dns-resolver", "--dns-timeout", "--preferred-chain",
-                 "--profile", "--deploy", "--deploy-hook", "--dry-run", "--email",
+                 "--profile", "--deploy", "--deploy-hook", "--pre-hook", "--post-hook",
+                 "--dry-run", "--email",
                  "--agree-tos", "--eab-kid", "--eab-hmac-key"):
         assert flag in r.stdout, flag
 

@@ -91,6 +91,10 @@ def test_revoke_cert_file_with_its_key_and_no_account(cli: Cli, pebble: Pebble,
     shutil.copy(cli.live(name) / "privkey.pem", key)
 
     fresh_state = Cli(pebble, tmp_path / "empty-state")
+    # Without --key there is nothing to sign with: no account is registered to find out.
+    line = usage_error(fresh_state("revoke", "--cert", str(cert)))
+    assert "no ACME account" in line
+    assert not (fresh_state.state / "accounts").exists()
     r = ok(fresh_state("revoke", "--cert", str(cert), "--key", str(key),
                        "--reason", "keyCompromise"))
     assert r.stdout.strip() == f"Revoked certificate {serial} (keyCompromise)"

@@ -512,6 +512,55 @@ def test_per_lineage_deploy_hook_from_config(tmp_path: Path, pebble: Pebble) -> 
         ("cfg-later", "other.example.test")]
 
 
+def test_config_file_now_outranks_the_record(tmp_path: Path, pebble: Pebble) -> None:
+    """[defaults] added later fills what `issue` left unset; a [[certificates]] table is
+    the declared state: new names are renewed for at once, its hooks run once each."""
+    bed = Bed(tmp_path, pebble)
+    for n in ("rec.example.test", "rec2.example.test"):
+        bed.issue(n)  # dns-01 through the test hook: recorded as `issue` flags
+    base = bed.config.read_text()
+    bed.config.write_text(base + "[defaults]\n"
+                          f"deploy_hook = {json.dumps(bed.record_hook('deploy-defaults'))}\n"
+                          f"pre_hook = {json.dumps(bed.record_hook('pre-defaults'))}\n")
+    r = bed.cli("renew", "--force", "--pre-hook", bed.record_hook("pre-flag"))
+    assert r.returncode == 0, r.stderr
+    hooks = [(x["hook"], x["env"].get("ACMEALI_LINEAGE")) for x in bed.hook_records()]
+    # Recorded "no deploy hook" does not mask the one [defaults] gained since.
+    assert sorted(hooks) == [("deploy-defaults", "rec.example.test"),
+                             ("deploy-defaults", "rec2.example.test"),
+                             ("pre-defaults", None), ("pre-flag", None)]
+    assert hooks[:2] == [("pre-flag", None), ("pre-defaults", None)]  # before any renewal
+
+    entry_hooks = (f"pre_hook = {json.dumps(bed.record_hook('pre-entry'))}\n"
+                   f"post_hook = {json.dumps(bed.record_hook('post-entry'))}\n")
+    bed.config.write_text(bed.config.read_text()
+                          + '\n[[certificates]]\nname = "rec.example.test"\n'
+                          + 'domains = ["rec.example.test", "www.rec.example.test"]\n'
+                          + entry_hooks
+                          + '\n[[certificates]]\nname = "rec2.example.test"\n'
+                          + 'domains = ["rec2.example.test"]\n' + entry_hooks)
+    bed.hook_log.unlink()
+    bed.fresh_account()
+    r = bed.cli("renew")  # not forced: only the lineage whose names changed is due
+    assert r.returncode == 0, r.stderr
+    assert "1 done, 0 failed, 1 not due (of 2)" in r.stderr
+    assert bed.meta("rec.example.test")["domains"] == ["rec.example.test",
+                                                       "www.rec.example.test"]
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(bed.live_bytes("rec.example.test")["cert"])
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(san.get_values_for_type(x509.DNSName)) == ["rec.example.test",
+                                                             "www.rec.example.test"]
+    bed.assert_live_ok("rec.example.test")
+    hooks = [(x["hook"], x["env"].get("ACMEALI_LINEAGE")) for x in bed.hook_records()]
+    assert hooks == [("pre-entry", None), ("deploy-defaults", "rec.example.test"),
+                     ("post-entry", None)]
+
+    r = bed.cli("renew")
+    assert r.returncode == 0 and "No renewals due" in r.stderr, r.stderr
+
+
 # --------------------------------------------------------------------------- locks
 def test_overlapping_runs_issue_refused_and_dead_lock_taken_over(bed: Bed) -> None:
     name = "lock.example.test"
@@ -543,7 +592,7 @@ def test_overlapping_runs_issue_refused_and_dead_lock_taken_over(bed: Bed) -> No
 
 
 # --------------------------------------------------------------------------- dry run
-def test_dry_run_writes_nothing_and_runs_no_hooks(bed: Bed) -> None:
+def test_dry_run_writes_nothing_and_runs_only_pre_and_post_hooks(bed: Bed) -> None:
     name = "dry.example.test"
     bed.issue(name)
     before = (bed.live_bytes(name), bed.live_version(name), bed.archive_versions(name),
@@ -555,7 +604,8 @@ def test_dry_run_writes_nothing_and_runs_no_hooks(bed: Bed) -> None:
     after = (bed.live_bytes(name), bed.live_version(name), bed.archive_versions(name),
              bed.meta(name))
     assert after == before
-    assert bed.hook_records() == []
+    # Like certbot: the pre/post hooks run (a dry run binds port 80 too), no deploy hook.
+    assert [x["hook"] for x in bed.hook_records()] == ["pre", "post"]
     assert sorted(os.listdir(bed.state / "live" / name)) == [
         "cert.pem", "chain.pem", "current", "fullchain.pem", "privkey.pem"]
 

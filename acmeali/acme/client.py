@@ -250,6 +250,16 @@ class AcmeClient:
         return Account.from_json(resp.json(), url=kid)
 
     # ------------------------------------------------------------------ orders
+    def check_profile(self, profile: str) -> None:
+        """AcmeUsageError unless the CA's directory lists ``profile`` (needs no account)."""
+        d = self.directory
+        if not d.profiles:
+            raise AcmeUsageError(f"profile {profile!r} requested, but this CA offers no "
+                                 "certificate profiles")
+        if profile not in d.profiles:
+            raise AcmeUsageError(f"this CA has no profile {profile!r}; it offers: "
+                                 + ", ".join(sorted(d.profiles)))
+
     def new_order(self, identifiers: Sequence[str], *, profile: str | None = None,
                   replaces: str | None = None) -> Order:
         """newOrder (§7.4) for DNS names (wildcards too) and IP addresses.
@@ -263,12 +273,7 @@ class AcmeClient:
                                                    for n in identifiers]}
         d = self.directory
         if profile:
-            if not d.profiles:
-                raise AcmeUsageError(f"profile {profile!r} requested, but this CA offers no "
-                                     "certificate profiles")
-            if profile not in d.profiles:
-                raise AcmeUsageError(f"this CA has no profile {profile!r}; it offers: "
-                                     + ", ".join(sorted(d.profiles)))
+            self.check_profile(profile)
             payload["profile"] = profile
         if replaces:
             payload["replaces"] = replaces

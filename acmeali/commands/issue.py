@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from acmeali.cli import CommandParsers
 from acmeali.config import (
@@ -16,7 +18,10 @@ from acmeali.config import (
     default_lineage_name,
 )
 from acmeali.context import Context
-from acmeali.errors import UsageError
+from acmeali.errors import AcmealiError, UsageError
+
+if TYPE_CHECKING:
+    from acmeali.ui import UI
 
 
 def add_challenge_options(p: argparse.ArgumentParser) -> None:
@@ -59,6 +64,10 @@ def register(cp: CommandParsers) -> None:
                    help="deploy target (repeatable): cas, cdn:<domain>, cdn:auto, "
                         "dcdn:<domain>, apigateway:[<region>:]<group>:<domain>, "
                         "mqtt-server:<instance>, hook:<command>")
+    p.add_argument("--pre-hook", metavar="CMD",
+                   help="command run before the challenge (e.g. stop the server on port 80)")
+    p.add_argument("--post-hook", metavar="CMD",
+                   help="command run afterwards, also when issuance failed")
     p.add_argument("--deploy-hook", metavar="CMD", help="command run after issuance")
     p.add_argument("--dry-run", action="store_true",
                    help="issue against the staging counterpart and store nothing")
@@ -79,6 +88,11 @@ def add_account_options(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(base: CertSettings, args: argparse.Namespace) -> CertSettings:
     """Flags override config; a flag that implies another choice sets it too."""
+    return replace(base, **flag_settings(base, args))
+
+
+def flag_settings(base: CertSettings, args: argparse.Namespace) -> dict[str, Any]:
+    """The CertSettings keys the command line sets, checked (``base`` supplies the rest)."""
     from acmeali.names import InvalidName, normalize_name
 
     kw: dict[str, Any] = {}
@@ -86,7 +100,7 @@ def settings_from_args(base: CertSettings, args: argparse.Namespace) -> CertSett
               "http_port": "http_port", "http_address": "http_address", "webroot": "webroot",
               "dns_hook": "dns_hook", "dns_timeout": "dns_timeout", "dns_zone": "dns_zone",
               "preferred_chain": "preferred_chain", "profile": "profile",
-              "deploy_hook": "deploy_hook"}
+              "pre_hook": "pre_hook", "post_hook": "post_hook", "deploy_hook": "deploy_hook"}
     for arg, key in simple.items():
         value = getattr(args, arg, None)
         if value is not None:
@@ -130,7 +144,7 @@ def settings_from_args(base: CertSettings, args: argparse.Namespace) -> CertSett
     if settings.challenge == "dns-01" and settings.dns == "hook" and not settings.dns_hook:
         raise UsageError("dns-01 with the hook provider needs --dns-hook CMD",
                          hint="or choose --dns alidns / --dns manual")
-    return settings
+    return kw
 
 
 def account_options(ctx: Context) -> Any:
@@ -184,16 +198,18 @@ def run(ctx: Context) -> int:
     name = args.name or default_lineage_name(names)
     check_lineage_name(name)
     base = conf_cert.settings if conf_cert is not None else cfg.defaults
-    settings = settings_from_args(base, args)
+    flags = flag_settings(base, args)
+    settings = replace(base, **flags)
 
     from acmeali.solvers import check_supported
 
     check_supported(settings, names)
     spec = IssueSpec(name=name, domains=tuple(names), settings=settings, server=ctx.server,
-                     csr_path=args.csr, dry_run=bool(args.dry_run))
+                     csr_path=args.csr, dry_run=bool(args.dry_run), flag_keys=tuple(flags))
     env = make_environment(ctx)
     ctx.ui.info(f"Requesting a certificate for {', '.join(names)} from {ctx.server}")
-    result = issue(spec, env)
+    with pre_and_post_hooks(settings, ctx.ui):
+        result = issue(spec, env)
     if result.dry_run:
         return 0
     meta = result.meta
@@ -211,6 +227,32 @@ def run(ctx: Context) -> int:
 
         run_deploy_hook(settings.deploy_hook, meta, ctx.store)
     return 1 if failed else 0
+
+
+@contextmanager
+def pre_and_post_hooks(settings: CertSettings, ui: UI) -> Iterator[None]:
+    """The lineage's pre-hook before issuing (its failure stops it: nothing is requested),
+    and its post-hook after, also when issuance failed (restart what the pre-hook stopped).
+
+    A failing post-hook after a failed issuance is a warning, not the error: the issuance
+    error is the one the user needs to read.
+    """
+    from acmeali.hooks import run_hook
+
+    if settings.pre_hook:
+        run_hook(settings.pre_hook, {}, what="pre hook")
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        if settings.post_hook:
+            try:
+                run_hook(settings.post_hook, {}, what="post hook")
+            except AcmealiError as exc:
+                if ok:
+                    raise
+                ui.warn(exc.message)
 
 
 def report_deploys(ctx: Context, outcomes: list[Any], *, dry_run: bool = False,

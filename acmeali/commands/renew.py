@@ -9,7 +9,6 @@ from acmeali.context import Context
 from acmeali.errors import UsageError
 
 if TYPE_CHECKING:
-    from acmeali.config import CertSettings
     from acmeali.issuance import Environment
 
 
@@ -27,7 +26,8 @@ def register(cp: CommandParsers) -> None:
                    help="wait a random 0..SECONDS before the first network request")
     p.add_argument("--concurrency", type=int, metavar="K", help="lineages at once (4)")
     p.add_argument("--dry-run", action="store_true",
-                   help="renew against the staging counterpart; nothing written, deployed or run")
+                   help="renew against the staging counterpart; nothing written or deployed "
+                        "(pre- and post-hooks run, deploy and failure hooks do not)")
     p.add_argument("--pre-hook", metavar="CMD", help="run once before the first renewal")
     p.add_argument("--post-hook", metavar="CMD", help="run once after the last renewal")
     p.add_argument("--deploy-hook", metavar="CMD", help="run for each renewed lineage")
@@ -53,13 +53,8 @@ def run(ctx: Context) -> int:
         jitter=a.jitter if a.jitter is not None else r.jitter,
         concurrency=a.concurrency or r.concurrency, dry_run=a.dry_run,
         pre_hook=a.pre_hook or r.pre_hook, post_hook=a.post_hook or r.post_hook,
-        deploy_hook=a.deploy_hook or r.deploy_hook,
+        deploy_hook=a.deploy_hook, default_deploy_hook=r.deploy_hook,
         failure_hook=a.failure_hook or r.failure_hook)
-    cfg = ctx.config
-
-    def base_settings(name: str) -> CertSettings:
-        c = cfg.certificate(name)
-        return c.settings if c is not None else cfg.defaults
 
     def make_env() -> Environment:
         from acmeali.commands.issue import make_environment
@@ -67,7 +62,7 @@ def run(ctx: Context) -> int:
         env: Environment = make_environment(ctx)
         return env
 
-    report = renew_all(ctx.store, make_env, opts, base_settings)
+    report = renew_all(ctx.store, make_env, opts, ctx.config)
     ui = ctx.ui
     if report.lock_busy:
         ui.info(f"another renew is running; nothing to do ({report.lock_busy})")

@@ -91,7 +91,16 @@ def run(ctx: Context) -> int:
     if cert_key is not None:
         env.client(server).revoke(der, a.reason, cert_key=cert_key)
     else:
-        env.account_client(server).revoke(der, a.reason)
+        from acmeali.accounts import load_account
+
+        client = env.client(server)
+        # A new account holds no authorizations, so the CA would refuse it anyway: never
+        # register one just to be told so.
+        if load_account(client, store, server) is None:
+            raise UsageError(f"no ACME account for {server} in {ctx.state_dir} to revoke with",
+                             hint="revoke with the certificate's own key: --key FILE (or "
+                                  "--use-cert-key for a lineage)")
+        client.revoke(der, a.reason)
     ctx.ui.result(f"Revoked certificate {serial} ({a.reason})")
 
     if meta is not None:
@@ -114,15 +123,20 @@ def run(ctx: Context) -> int:
 
 
 def _reissue(ctx: Context, name: str, env: object) -> int:
-    from acmeali.issuance import IssueSpec, issue, settings_from_meta
+    from acmeali.issuance import IssueSpec, issue
+    from acmeali.plan import lineage_plan
 
     meta = ctx.store.load_meta(name)
-    base = ctx.config.certificate(name)
-    settings = settings_from_meta(meta, base.settings if base else ctx.config.defaults)
-    spec = IssueSpec(name=name, domains=tuple(meta.domains), settings=settings,
+    plan = lineage_plan(meta, ctx.config)
+    settings = plan.settings
+    spec = IssueSpec(name=name, domains=plan.domains, settings=settings,
                      server=meta.server, csr_path=meta.settings.get("csr"),
-                     force_new_key=True, reason="revoked")
-    result = issue(spec, env, lock_wait=30)  # type: ignore[arg-type]
+                     force_new_key=True, reason="revoked", flag_keys=plan.flag_keys,
+                     deploy_exact=plan.deploy_exact)
+    from acmeali.commands.issue import pre_and_post_hooks
+
+    with pre_and_post_hooks(settings, ctx.ui):
+        result = issue(spec, env, lock_wait=30)  # type: ignore[arg-type]
     from acmeali.renewal import describe_expiry
 
     ctx.ui.result(f"{name}: replacement issued with a fresh key, "
