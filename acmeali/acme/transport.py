@@ -121,8 +121,26 @@ class _ExtraRootsAdapter(requests.adapters.HTTPAdapter):
         return host_params, pool_kwargs
 
 
+_contexts: dict[str, ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
 def trust_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """Default trust (certifi and the system store) plus ``ca_bundle`` if given."""
+    """Default trust (certifi and the system store) plus ``ca_bundle`` if given.
+
+    Built once per process and bundle: parsing ~300 root certificates takes tens of
+    milliseconds, and ``renew`` makes one client per worker thread. An SSLContext is safe
+    to share between threads once it is set up.
+    """
+    key = ca_bundle or ""
+    with _contexts_lock:
+        ctx = _contexts.get(key)
+        if ctx is None:
+            ctx = _contexts[key] = _build_context(ca_bundle)
+        return ctx
+
+
+def _build_context(ca_bundle: str | None) -> ssl.SSLContext:
     import certifi
 
     ctx = ssl.create_default_context(cafile=certifi.where())
