@@ -9,6 +9,7 @@ job, resuming the interrupted order by its stored URL rather than ordering again
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -106,8 +107,12 @@ def test_killed_during_the_live_switch(bed: Bed) -> None:
     # Version 2 is fully written in the archive, but live still points at version 1.
     assert bed.archive_versions(name) == [1, 2]
     assert bed.live_bytes(name) == old_files
+    live = bed.state / "live" / name
+    assert any(p.endswith(".tmp") for p in os.listdir(live))  # the killed run's leftover
     new = _finish_and_check_resumed(bed, name, old, orders, finalized=True)
     assert bed.live_version(name) == 3
+    assert sorted(os.listdir(live)) == ["cert.pem", "chain.pem", "current", "fullchain.pem",
+                                        "privkey.pem"]  # the next switch tidied up
     # The resumed order delivered the very certificate the killed run had downloaded.
     v2 = bed.state / "archive" / name / "v2" / "cert.pem"
     assert v2.read_bytes() == bed.live_bytes(name)["cert"]

@@ -397,6 +397,12 @@ class FileStore:
                              f"(no {', '.join(missing)}); refusing to make it live")
         live = self._mkdir(self._live_dir(name))
         try:
+            # A process killed mid-switch leaves its temporary symlink; we hold the lineage
+            # lock, so every such leftover here is dead. Nothing reads them: tidiness only.
+            for entry in os.listdir(live):
+                if entry.startswith(".") and entry.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(live / entry)
             for kind in BUNDLE_FILES:
                 link = live / f"{kind}.pem"
                 if os.path.islink(link) and os.readlink(link) == f"{_CURRENT}/{kind}.pem":
