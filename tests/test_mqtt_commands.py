@@ -139,3 +139,33 @@ def test_register_failures(cli: Cli, aliyun: Any, tmp_path: Path) -> None:
     assert "InactivateCaCertificate" in r.stderr
     r = cli("mqtt", "ca", "show", "--instance", INSTANCE, code=2)
     assert "--sn" in r.stderr
+
+
+def test_local_ca_server_cert_deployed_for_the_instance(cli: Cli, aliyun: Any,
+                                                        tmp_path: Path) -> None:
+    """The seed documents' upload step in one command: server_chain.crt and its key go to
+    CAS, and the output names the identifier to pick in the MQTT console."""
+    _make_ca(tmp_path / "ca", "fleet CA")
+    out = tmp_path / "server"
+    cli("ca", "server-cert", "--ca", str(tmp_path / "ca"), "-d", "mqtt.example.test",
+        "--out", str(out))
+    chain, key = out / "server_chain.crt", out / "server.key"
+    r = cli("deploy", "--cert", str(chain), "--key", str(key),
+            "--target", f"mqtt-server:{INSTANCE}")
+    (cert_id, stored), = aliyun.state.cas_certs.items()
+    assert str(stored["Cert"]).count("BEGIN CERTIFICATE") == 2  # server, then the CA
+    assert "BEGIN PRIVATE KEY" in str(stored["Key"])  # PKCS#8 whatever the file held
+    assert f"{cert_id}-" in r.stdout and "restart" in r.stdout
+    # Again: found in CAS, not uploaded twice; nothing was written to a state directory.
+    cli("deploy", "--cert", str(chain), "--key", str(key), "--target", "cas")
+    assert len(aliyun.calls_of("UploadUserCertificate")) == 1
+
+    other = tmp_path / "other"
+    cli("ca", "server-cert", "--ca", str(tmp_path / "ca"), "-d", "other.example.test",
+        "--out", str(other))
+    r = cli("deploy", "--cert", str(chain), "--key", str(other / "server.key"),
+            "--target", "cas", code=2)
+    assert "does not belong to the certificate" in r.stderr
+    r = cli("deploy", "--cert", str(chain), "--target", "cas", code=2)
+    assert "--key" in r.stderr
+    assert len(aliyun.calls_of("UploadUserCertificate")) == 1

@@ -5,13 +5,18 @@ in the lineage), records every outcome, and exits 1 when any target failed, so t
 run (or ``renew``) retries those. Targets named here that the lineage did not have yet are
 added to it, so renewals deploy there too. ``--dry-run`` shows the calls it would make and
 writes nothing, neither to Alibaba Cloud nor to the state directory.
+
+``--cert FILE --key FILE --target ...`` deploys a certificate that is not a lineage (a
+server certificate from ``acmeali ca server-cert``, say); nothing is recorded for it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from acmeali.cli import CommandParsers
 from acmeali.context import Context
-from acmeali.errors import UsageError
+from acmeali.errors import AcmealiError, UsageError
 
 _EPILOG = """targets:
   cas                                 upload to Certificate Management Service (CAS)
@@ -27,7 +32,12 @@ def register(cp: CommandParsers) -> None:
     p = cp.add("deploy", help="deploy a stored certificate to Alibaba Cloud or a hook",
                description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
     p.epilog = _EPILOG
-    p.add_argument("--name", required=True, metavar="LINEAGE", help="the lineage to deploy")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--name", metavar="LINEAGE", help="the lineage to deploy")
+    which.add_argument("--cert", metavar="FILE",
+                       help="a certificate (leaf first, then its chain) that is not a lineage, "
+                            "e.g. server_chain.crt from `acmeali ca server-cert`")
+    p.add_argument("--key", metavar="FILE", help="the private key of --cert (any PEM form)")
     p.add_argument("--target", action="append", default=[], metavar="TARGET",
                    help="where to deploy (repeatable; default: the lineage's recorded targets)")
     p.add_argument("--dry-run", action="store_true",
@@ -41,15 +51,19 @@ def run(ctx: Context) -> int:
     from acmeali.issuance import deploy_lineage
     from acmeali.targets import parse_target
 
-    name = check_lineage_name(ctx.args.name)
     requested: list[str] = []
     for raw in ctx.args.target:
         try:
             requested.append(parse_target(raw).spec)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    store = ctx.store
     dry_run = bool(ctx.args.dry_run)
+    if ctx.args.cert:
+        return _deploy_files(ctx, list(dict.fromkeys(requested)), dry_run)
+    if ctx.args.key:
+        raise UsageError("--key goes with --cert (a lineage deploys its own key)")
+    name = check_lineage_name(ctx.args.name)
+    store = ctx.store
     with store.lock(name, wait=30.0):
         meta = store.load_meta(name)
         targets = list(dict.fromkeys(requested)) or list(meta.deploy)
@@ -63,3 +77,52 @@ def run(ctx: Context) -> int:
                     meta.deploy.append(spec)
         outcomes = deploy_lineage(meta, make_environment(ctx), targets, dry_run=dry_run)
     return 1 if report_deploys(ctx, outcomes, dry_run=dry_run) else 0
+
+
+def _deploy_files(ctx: Context, targets: list[str], dry_run: bool) -> int:
+    """Deploy a certificate and key given as files; nothing goes into the state directory."""
+    from pathlib import Path
+
+    from acmeali import certutil, keys
+    from acmeali.commands.issue import make_environment, report_deploys
+    from acmeali.deployers import deploy
+    from acmeali.lineage import LineageMeta
+    from acmeali.store.base import LiveBundle, LivePaths
+
+    a = ctx.args
+    if not targets:
+        raise UsageError("--cert needs at least one --target (e.g. --target mqtt-server:ID)")
+    if not a.key:
+        raise UsageError("--cert needs --key FILE: Alibaba Cloud takes the key with the "
+                         "certificate")
+    try:
+        cert_pem = Path(a.cert).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--cert {a.cert}: {exc.strerror}") from None
+    try:
+        chain = certutil.load_chain(cert_pem)
+    except (ValueError, AcmealiError):
+        chain = []
+    if not chain:
+        raise UsageError(f"--cert {a.cert}: not a PEM certificate")
+    key = keys.load_private_key_file(a.key)
+    if keys.public_key_sha256(key) != keys.public_key_sha256(
+            chain[0].public_key()):  # type: ignore[arg-type]
+        raise UsageError(f"--key {a.key} does not belong to the certificate in {a.cert}")
+    pems = [c.public_bytes(_pem()) for c in chain]
+    bundle = LiveBundle(privkey=keys.private_key_pem(key), cert=pems[0],
+                        chain=b"".join(pems[1:]), fullchain=b"".join(pems), version=0)
+    names = certutil.names_of(chain[0])
+    meta = LineageMeta(name=Path(a.cert).stem, domains=list(names), server="")
+    cert_path, key_path = Path(a.cert).resolve(), Path(a.key).resolve()
+    paths = LivePaths(privkey=key_path, cert=cert_path, chain=cert_path, fullchain=cert_path)
+    env = make_environment(ctx)
+    outcomes = deploy(meta, bundle, targets, settings=env.aliyun, ui=ctx.ui,
+                      live_paths=paths, dry_run=dry_run)
+    return 1 if report_deploys(ctx, outcomes, dry_run=dry_run) else 0
+
+
+def _pem() -> Any:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return Encoding.PEM
