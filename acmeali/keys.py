@@ -126,16 +126,20 @@ def load_private_key(data: bytes, passphrase: bytes | None = None, *,
     return key
 
 
+def _read_file(path: str | Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(f"{what}: no such file") from None
+    except IsADirectoryError:
+        raise KeyFileError(f"{what}: is a directory, not a file") from None
+    except OSError as exc:
+        raise KeyFileError(f"{what}: cannot read it ({exc.strerror})") from None
+
+
 def read_passphrase_file(path: str | Path) -> bytes:
     """The first line of ``path`` without its newline, as ``openssl -passin file:`` reads it."""
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise KeyFileError(f"passphrase file {path}: no such file") from None
-    except IsADirectoryError:
-        raise KeyFileError(f"passphrase file {path}: is a directory") from None
-    except OSError as exc:
-        raise KeyFileError(f"passphrase file {path}: cannot read it ({exc.strerror})") from None
+    raw = _read_file(path, f"passphrase file {path}")
     line = raw.split(b"\n", 1)[0].rstrip(b"\r")
     if not line:
         raise KeyFileError(f"passphrase file {path}: the first line is empty")
@@ -145,14 +149,7 @@ def read_passphrase_file(path: str | Path) -> bytes:
 def load_private_key_file(path: str | Path,
                           passphrase_file: str | Path | None = None) -> PrivateKey:
     """Read and parse a key file; every failure is a one-line KeyFileError naming the file."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise KeyFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise KeyFileError(f"{path}: is a directory, not a key file") from None
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read it ({exc.strerror})") from None
+    data = _read_file(path, str(path))
     passphrase = read_passphrase_file(passphrase_file) if passphrase_file is not None else None
     return load_private_key(data, passphrase, source=str(path))
 

@@ -8,7 +8,6 @@ import uuid
 
 import pytest
 
-from acmeali.aliyun import clear_clients
 from acmeali.config import CertSettings
 from acmeali.errors import ChallengeError
 from acmeali.solvers import make_solver
@@ -17,14 +16,6 @@ from acmeali.solvers.base import ChallengeTask
 from tests.emulator import AliyunEmulator
 from tests.peers.pebble import Pebble
 from tests.test_deploy_helpers import captured, make_ui, settings_for
-
-
-@pytest.fixture
-def emu(aliyun: AliyunEmulator, monkeypatch: pytest.MonkeyPatch) -> AliyunEmulator:
-    for k, v in aliyun.env().items():
-        monkeypatch.setenv(k, v)
-    clear_clients()
-    return aliyun
 
 
 def _zone() -> str:

@@ -7,18 +7,10 @@ import time
 
 import pytest
 
-from acmeali.aliyun import AliyunError, call, clear_clients, make_client
+from acmeali.aliyun import AliyunError, call, make_client
 from acmeali.config import AliyunSettings
 from tests.emulator import AliyunEmulator
 from tests.test_deploy_helpers import TinyCA, make_lineage, make_ui, settings_for
-
-
-@pytest.fixture
-def emu(aliyun: AliyunEmulator, monkeypatch: pytest.MonkeyPatch) -> AliyunEmulator:
-    for k, v in aliyun.env().items():
-        monkeypatch.setenv(k, v)
-    clear_clients()
-    return aliyun
 
 
 def _settings(emu: AliyunEmulator) -> AliyunSettings:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from acmeali.aliyun import clear_clients
 from acmeali.deployers import deploy
 from acmeali.lineage import LineageMeta
 from tests.emulator import AliyunEmulator
@@ -19,14 +18,6 @@ from tests.test_deploy_helpers import (
     make_ui,
     settings_for,
 )
-
-
-@pytest.fixture
-def emu(aliyun: AliyunEmulator, monkeypatch: pytest.MonkeyPatch) -> AliyunEmulator:
-    for k, v in aliyun.env().items():
-        monkeypatch.setenv(k, v)
-    clear_clients()
-    return aliyun
 
 
 @pytest.fixture

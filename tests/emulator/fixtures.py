@@ -16,3 +16,15 @@ def aliyun(request: pytest.FixtureRequest) -> Iterator[AliyunEmulator]:
     pebble = request.getfixturevalue("pebble")
     with AliyunEmulator(challtestsrv=pebble.challtestsrv) as emu:
         yield emu
+
+
+@pytest.fixture
+def emu(aliyun: AliyunEmulator, monkeypatch: pytest.MonkeyPatch) -> AliyunEmulator:
+    """The emulator with its credentials in this process's environment and the SDK client
+    cache emptied, for tests that call acmeali's Alibaba layer in-process."""
+    from acmeali.aliyun import clear_clients
+
+    for k, v in aliyun.env().items():
+        monkeypatch.setenv(k, v)
+    clear_clients()
+    return aliyun
