@@ -120,10 +120,12 @@ class Config:
     source: str | None = None
 
     def certificate(self, name: str) -> CertificateConfig | None:
-        for cert in self.certificates:
-            if cert.name == name:
-                return cert
-        return None
+        # A dict built once: `renew` asks for each of possibly thousands of lineages.
+        by_name: dict[str, CertificateConfig] | None = self.__dict__.get("_by_name")
+        if by_name is None:
+            by_name = {c.name: c for c in self.certificates}
+            object.__setattr__(self, "_by_name", by_name)  # frozen: a cache, not state
+        return by_name.get(name)
 
 
 # --------------------------------------------------------------------------- checkers

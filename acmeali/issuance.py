@@ -132,15 +132,20 @@ def meta_for(spec: IssueSpec, existing: LineageMeta | None) -> LineageMeta:
     existing.key_type = spec.settings.key_type
     existing.settings = settings
     existing.flag_keys = sorted(spec.flag_keys)
-    if spec.deploy_exact:
-        existing.deploy = list(spec.settings.deploy)
-        for gone in [t for t in existing.deployments if t not in existing.deploy]:
-            del existing.deployments[gone]
-    else:
-        for target in spec.settings.deploy:
-            if target not in existing.deploy:
-                existing.deploy.append(target)
+    set_deploy_targets(existing, spec.settings.deploy, exact=spec.deploy_exact)
     return existing
+
+
+def set_deploy_targets(meta: LineageMeta, targets: Sequence[str], *, exact: bool) -> None:
+    """``exact``: ``targets`` is the whole list (a config table's ``deploy``); otherwise
+    they are added to the lineage's. The deployment records of a dropped target stay: the
+    CAS certificate it still points at must not be cleaned up from under it."""
+    if exact:
+        meta.deploy = list(dict.fromkeys(targets))
+        return
+    for target in targets:
+        if target not in meta.deploy:
+            meta.deploy.append(target)
 
 
 def _settings_record(s: CertSettings) -> dict[str, Any]:

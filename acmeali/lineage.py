@@ -9,6 +9,7 @@ Stdlib only: it is on the start-up path of ``renew``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -98,12 +99,13 @@ class LineageMeta:
     def not_before(self) -> datetime | None:
         return from_iso(self.current.not_before) if self.current else None
 
-    def deploy_pending(self) -> list[str]:
-        """Targets whose recorded deployment does not hold the live certificate."""
+    def deploy_pending(self, targets: Sequence[str] | None = None) -> list[str]:
+        """Targets (default: the recorded ones) whose recorded deployment does not hold
+        the live certificate, never having been deployed to included."""
         if self.current is None:
             return []
         fp = self.current.fingerprint
-        return [t for t in self.deploy
+        return [t for t in (self.deploy if targets is None else targets)
                 if (d := self.deployments.get(t)) is None or not d.ok or d.fingerprint != fp]
 
     # ----------------------------------------------------------------- JSON

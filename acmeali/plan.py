@@ -43,12 +43,27 @@ def lineage_plan(meta: LineageMeta, config: Config) -> LineagePlan:
     from_entry = ({k: getattr(entry.settings, k) for k in entry.explicit}
                   if entry is not None else {})
     merged: dict[str, Any] = {**recorded, **from_defaults, **flags, **from_entry}
-    exact = "deploy" in from_entry
-    merged["deploy"] = (tuple(from_entry["deploy"]) if exact else
-                        tuple(dict.fromkeys((*meta.deploy, *config.defaults.deploy))))
+    merged["deploy"] = deploy_targets(meta, config)
     settings = replace(CertSettings(), **merged)
-    domains = tuple(meta.domains)
-    changed = False
-    if entry is not None and set(entry.domains) != set(meta.domains):
-        domains, changed = entry.domains, True
-    return LineagePlan(settings, domains, tuple(meta.flag_keys), changed, exact)
+    changed = names_changed(meta, config)
+    domains = entry.domains if changed and entry is not None else tuple(meta.domains)
+    return LineagePlan(settings, domains, tuple(meta.flag_keys), changed,
+                       "deploy" in from_entry)
+
+
+# The two below are what `renew` needs of every lineage to decide; cheaper than a plan.
+def deploy_targets(meta: LineageMeta, config: Config) -> tuple[str, ...]:
+    """The lineage's deploy targets: its config table's list when it sets one, else the
+    recorded ones and ``[defaults]`` ones together."""
+    entry = config.certificate(meta.name)
+    if entry is not None and "deploy" in entry.explicit:
+        return tuple(entry.settings.deploy)
+    if not config.defaults.deploy:
+        return tuple(meta.deploy)
+    return tuple(dict.fromkeys((*meta.deploy, *config.defaults.deploy)))
+
+
+def names_changed(meta: LineageMeta, config: Config) -> bool:
+    """Whether the lineage's config table lists other names than its certificate has."""
+    entry = config.certificate(meta.name)
+    return entry is not None and set(entry.domains) != set(meta.domains)

@@ -186,7 +186,7 @@ def renew_all(store: FileStore, make_env: Callable[[], Environment], opts: Renew
 
 def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: RenewOptions,
                   config: Config, report: RenewReport, now: datetime) -> None:
-    from acmeali.plan import lineage_plan
+    from acmeali.plan import deploy_targets, lineage_plan, names_changed
 
     names = store.lineage_names()
     if opts.names:
@@ -206,21 +206,33 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
             report.outcomes.append(Outcome(name, "failed", f"skipped: {exc.message}"))
             continue
         metas.append(meta)
-    plans = {m.name: lineage_plan(m, config) for m in metas}
+    plans: dict[str, LineagePlan] = {}
 
-    def decide_now(m: LineageMeta) -> Decision:
-        d = decide(m, now, days_before=opts.days, force=force)
-        if not d.due and plans[m.name].names_changed:
-            return Decision(True, now, "its names changed in the config file")
-        return d
+    def plan_of(m: LineageMeta) -> LineagePlan:  # built only for lineages worked on
+        if m.name not in plans:
+            plans[m.name] = lineage_plan(m, config)
+        return plans[m.name]
 
     # --dry-run tries the whole renewal of every selected lineage, as certbot's does:
     # a dry run that skips everything not yet due would prove nothing about the set-up.
     force = opts.force or opts.dry_run
+
+    def decide_now(m: LineageMeta) -> Decision:
+        d = decide(m, now, days_before=opts.days, force=force)
+        if not d.due and names_changed(m, config):
+            return Decision(True, now, "its names changed in the config file")
+        return d
+
+    def to_redeploy(decisions: dict[str, Decision]) -> list[LineageMeta]:
+        # Against the targets the config gives now: one added there is deployed to at the
+        # next run, one removed there is no longer retried.
+        return [m for m in metas if not decisions[m.name].due
+                and m.deploy_pending(deploy_targets(m, config))]
+
     polls = [m for m in metas if ari_poll_due(m, now)] if not force else []
     decisions = {m.name: decide_now(m) for m in metas}
     due = [m for m in metas if decisions[m.name].due]
-    redeploy = [m for m in metas if not decisions[m.name].due and m.deploy_pending()]
+    redeploy = to_redeploy(decisions)
     if not (polls or due or redeploy):
         _note_next(report, metas, decisions)
         return
@@ -234,17 +246,21 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
         for m in polls:
             decisions[m.name] = decide_now(m)
         due = [m for m in metas if decisions[m.name].due]
-        redeploy = [m for m in metas if not decisions[m.name].due and m.deploy_pending()]
+        redeploy = to_redeploy(decisions)
     _note_next(report, metas, decisions)
     if not (due or redeploy):
         return
 
     # Pre- and post-hooks (stop/start the web server holding port 80, say) run once per
-    # distinct command, around all renewals, also in a dry run: it binds the port too.
-    pre_hooks = _distinct([opts.pre_hook, *(plans[m.name].settings.pre_hook for m in due)]
-                          if due else [])
-    post_hooks = _distinct([opts.post_hook, *(plans[m.name].settings.post_hook for m in due)]
-                           if due else [])
+    # distinct command, around all renewals; a dry run runs no hooks at all (it must not
+    # stop a production server to test a set-up).
+    hooks_on = bool(due) and not opts.dry_run
+    for m in (*due, *redeploy):
+        plan_of(m)  # here, not racing in the worker threads
+    pre_hooks = _distinct([opts.pre_hook, *(plan_of(m).settings.pre_hook for m in due)]
+                          if hooks_on else [])
+    post_hooks = _distinct([opts.post_hook, *(plan_of(m).settings.post_hook for m in due)]
+                           if hooks_on else [])
     for command in pre_hooks:
         _run_global_hook(command, "pre hook", report)
 
@@ -253,7 +269,7 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
     def work(meta: LineageMeta, redeploy_only: bool) -> Outcome:
         try:
             if redeploy_only:
-                return _redeploy(meta, env, opts)
+                return _redeploy(meta, env, opts, plans[meta.name])
             return _renew_one(meta, env, opts, plans[meta.name], decisions[meta.name])
         except LockHeld as exc:
             return Outcome(meta.name, "skipped", f"busy: {exc.message}")
@@ -407,13 +423,17 @@ def check_live_bundle(meta: LineageMeta, store: FileStore) -> None:
                          "certificate; skipped", hint=hint)
 
 
-def _redeploy(meta: LineageMeta, env: Environment, opts: RenewOptions) -> Outcome:
-    from acmeali.issuance import deploy_lineage
+def _redeploy(meta: LineageMeta, env: Environment, opts: RenewOptions, plan: LineagePlan
+              ) -> Outcome:
+    from acmeali.issuance import deploy_lineage, set_deploy_targets
 
+    targets = plan.settings.deploy
     if opts.dry_run:
-        return Outcome(meta.name, "dry-run", "would redeploy " + ", ".join(meta.deploy_pending()))
+        return Outcome(meta.name, "dry-run",
+                       "would redeploy " + ", ".join(meta.deploy_pending(targets)))
     with env.store.lock(meta.name, wait=0):
         fresh = env.store.load_meta(meta.name)
+        set_deploy_targets(fresh, targets, exact=plan.deploy_exact)
         pending = fresh.deploy_pending()
         if not pending:
             return Outcome(meta.name, "skipped", "already deployed by another run")

@@ -592,7 +592,7 @@ def test_overlapping_runs_issue_refused_and_dead_lock_taken_over(bed: Bed) -> No
 
 
 # --------------------------------------------------------------------------- dry run
-def test_dry_run_writes_nothing_and_runs_only_pre_and_post_hooks(bed: Bed) -> None:
+def test_dry_run_writes_nothing_and_runs_no_hooks(bed: Bed) -> None:
     name = "dry.example.test"
     bed.issue(name)
     before = (bed.live_bytes(name), bed.live_version(name), bed.archive_versions(name),
@@ -604,8 +604,7 @@ def test_dry_run_writes_nothing_and_runs_only_pre_and_post_hooks(bed: Bed) -> No
     after = (bed.live_bytes(name), bed.live_version(name), bed.archive_versions(name),
              bed.meta(name))
     assert after == before
-    # Like certbot: the pre/post hooks run (a dry run binds port 80 too), no deploy hook.
-    assert [x["hook"] for x in bed.hook_records()] == ["pre", "post"]
+    assert bed.hook_records() == []
     assert sorted(os.listdir(bed.state / "live" / name)) == [
         "cert.pem", "chain.pem", "current", "fullchain.pem", "privkey.pem"]
 
@@ -662,3 +661,35 @@ def test_failed_deploy_is_redeployed_when_nothing_is_due(bed: Bed) -> None:
     r = bed.cli("renew", "-q")
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
     assert marker.read_text().split() == [fp]  # and only once
+
+
+def test_deploy_targets_follow_the_config_table(bed: Bed) -> None:
+    """A target added to a lineage's table is deployed to at the next run (nothing due);
+    one removed from it is no longer retried, though its record stays."""
+    name = "targets.example.test"
+    bed.issue(name)
+    marker, flag = bed.root / "deployed.txt", bed.ctl / "deploy-fails"
+    target = (f"hook:test ! -e {shlex.quote(str(flag))} && "
+              f"echo \"$ACMEALI_LINEAGE\" >> {shlex.quote(str(marker))}")
+    base = bed.config.read_text()
+    table = f'\n[[certificates]]\nname = "{name}"\ndomains = ["{name}"]\n'
+    bed.config.write_text(base + table + f"deploy = [{json.dumps(target)}]\n")
+    r = bed.cli("renew")
+    assert r.returncode == 0, r.stderr
+    assert f"{name}: redeployed" in r.stderr and bed.live_version(name) == 1
+    assert marker.read_text().split() == [name]
+    assert bed.meta(name)["deploy"] == [target]
+
+    flag.touch()  # the target breaks ...
+    r = bed.cli("renew", "--force")
+    assert r.returncode == 1 and "deploy failed" in r.stderr, r.stderr
+    bed.config.write_text(base + table + "deploy = []\n")  # ... and the user drops it
+    r = bed.cli("renew", "-q")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    r = bed.cli("certs", "check")
+    assert r.returncode == 0, r.stdout + r.stderr  # not an alarm about a dropped target
+    assert bed.meta(name)["deploy"] == [target]  # recorded until the next change ...
+    r = bed.cli("renew", "--force")
+    assert r.returncode == 0, r.stderr
+    meta = bed.meta(name)
+    assert meta["deploy"] == [] and target in meta["deployments"]  # ... record kept

@@ -75,6 +75,7 @@ def run_list(ctx: Context) -> int:
 
 def run_check(ctx: Context) -> int:
     from acmeali.lineage import to_iso, utcnow
+    from acmeali.plan import lineage_plan
     from acmeali.renewal import decide, describe_expiry, status_of
 
     warn = ctx.args.warn_days
@@ -113,7 +114,8 @@ def run_check(ctx: Context) -> int:
             problems.append({"name": m.name, "problem": "renewal-failed",
                              "detail": f"last renewal at {last.get('time')} failed: "
                                        f"{last.get('error')}"})
-        for target in m.deploy_pending():
+        # The targets the config file gives now, as `renew` retries them.
+        for target in m.deploy_pending(lineage_plan(m, ctx.config).settings.deploy):
             d = m.deployments.get(target)
             detail = d.error if d and d.error else "not deployed with the live certificate"
             problems.append({"name": m.name, "problem": "deploy-failed",

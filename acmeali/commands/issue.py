@@ -208,7 +208,7 @@ def run(ctx: Context) -> int:
                      csr_path=args.csr, dry_run=bool(args.dry_run), flag_keys=tuple(flags))
     env = make_environment(ctx)
     ctx.ui.info(f"Requesting a certificate for {', '.join(names)} from {ctx.server}")
-    with pre_and_post_hooks(settings, ctx.ui):
+    with pre_and_post_hooks(settings, ctx.ui, dry_run=spec.dry_run):
         result = issue(spec, env)
     if result.dry_run:
         return 0
@@ -230,15 +230,19 @@ def run(ctx: Context) -> int:
 
 
 @contextmanager
-def pre_and_post_hooks(settings: CertSettings, ui: UI) -> Iterator[None]:
+def pre_and_post_hooks(settings: CertSettings, ui: UI, *, dry_run: bool = False
+                       ) -> Iterator[None]:
     """The lineage's pre-hook before issuing (its failure stops it: nothing is requested),
     and its post-hook after, also when issuance failed (restart what the pre-hook stopped).
 
     A failing post-hook after a failed issuance is a warning, not the error: the issuance
-    error is the one the user needs to read.
+    error is the one the user needs to read. A dry run runs neither, as `renew --dry-run`.
     """
     from acmeali.hooks import run_hook
 
+    if dry_run:
+        yield
+        return
     if settings.pre_hook:
         run_hook(settings.pre_hook, {}, what="pre hook")
     ok = False

@@ -26,8 +26,7 @@ def register(cp: CommandParsers) -> None:
                    help="wait a random 0..SECONDS before the first network request")
     p.add_argument("--concurrency", type=int, metavar="K", help="lineages at once (4)")
     p.add_argument("--dry-run", action="store_true",
-                   help="renew against the staging counterpart; nothing written or deployed "
-                        "(pre- and post-hooks run, deploy and failure hooks do not)")
+                   help="renew against the staging counterpart; nothing written, deployed or run")
     p.add_argument("--pre-hook", metavar="CMD", help="run once before the first renewal")
     p.add_argument("--post-hook", metavar="CMD", help="run once after the last renewal")
     p.add_argument("--deploy-hook", metavar="CMD", help="run for each renewed lineage")
