@@ -75,7 +75,7 @@ def run_list(ctx: Context) -> int:
 
 def run_check(ctx: Context) -> int:
     from acmeali.lineage import to_iso, utcnow
-    from acmeali.plan import lineage_plan
+    from acmeali.plan import deploy_targets
     from acmeali.renewal import decide, describe_expiry, status_of
 
     warn = ctx.args.warn_days
@@ -115,7 +115,7 @@ def run_check(ctx: Context) -> int:
                              "detail": f"last renewal at {last.get('time')} failed: "
                                        f"{last.get('error')}"})
         # The targets the config file gives now, as `renew` retries them.
-        for target in m.deploy_pending(lineage_plan(m, ctx.config).settings.deploy):
+        for target in m.deploy_pending(deploy_targets(m, ctx.config)):
             d = m.deployments.get(target)
             detail = d.error if d and d.error else "not deployed with the live certificate"
             problems.append({"name": m.name, "problem": "deploy-failed",

@@ -86,13 +86,10 @@ def add_account_options(p: argparse.ArgumentParser) -> None:
                         "(or $ACMEALI_EAB_HMAC_KEY, which keeps it out of the process list)")
 
 
-def settings_from_args(base: CertSettings, args: argparse.Namespace) -> CertSettings:
-    """Flags override config; a flag that implies another choice sets it too."""
-    return replace(base, **flag_settings(base, args))
-
-
 def flag_settings(base: CertSettings, args: argparse.Namespace) -> dict[str, Any]:
-    """The CertSettings keys the command line sets, checked (``base`` supplies the rest)."""
+    """The CertSettings keys the command line sets, checked against ``base`` (the config's
+    settings, which the flags override). A flag that implies another choice sets it too.
+    The keys are recorded in the lineage: they outrank ``[defaults]`` at renewal."""
     from acmeali.names import InvalidName, normalize_name
 
     kw: dict[str, Any] = {}
