@@ -165,7 +165,7 @@ def test_pkcs8_command(tmp_path: Path) -> None:
     a = openssl("pkey", "-in", str(trad), "-pubout").stdout
     b = openssl("pkey", "-in", str(out), "-pubout").stdout
     assert a == b and a
-    refused("ca", "pkcs8", str(trad), "--out", str(out), contains="already has")
+    refused("ca", "pkcs8", str(trad), "--out", str(out), contains="file exists")
     ok("ca", "pkcs8", str(trad), "--out", str(out), "--force")
     refused("ca", "pkcs8", str(tmp_path / "missing.key"), "--out", str(tmp_path / "x.key"),
             contains="no such file")

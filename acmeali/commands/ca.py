@@ -81,8 +81,11 @@ def register(cp: CommandParsers) -> None:
     _common(p)
     p.set_defaults(handler=run_device_cert)
 
+    # The same command as `acmeali key pkcs8`, offered where the seed documents need it.
+    from acmeali.commands.keys import run_pkcs8
+
     p = sub.add("pkcs8", help="convert a private key to unencrypted PKCS#8 (as CAS requires)")
-    p.add_argument("input", metavar="IN", help="PEM private key (PKCS#1, SEC1 or PKCS#8)")
+    p.add_argument("infile", metavar="IN", help="PEM private key (PKCS#1, SEC1 or PKCS#8)")
     p.add_argument("--out", required=True, metavar="OUT", help="output file (written 0600)")
     p.add_argument("--passphrase-file", metavar="FILE", help="passphrase of an encrypted IN")
     _common(p, ca=False)
@@ -176,19 +179,4 @@ def run_device_cert(ctx: Context) -> int:
     _report(ctx, f"device certificate for {device_id} written", paths, issued)
     ctx.ui.info("next: install the key and certificate (or chain) on the device; it registers "
                 "itself on its first TLS connection (see `acmeali mqtt device list`)")
-    return 0
-
-
-def run_pkcs8(ctx: Context) -> int:
-    from acmeali.keys import load_private_key_file, private_key_pem
-    from acmeali.localca import OutFile, check_outputs, write_outputs
-
-    out = Path(ctx.arg("out"))
-    force = bool(ctx.arg("force"))
-
-    check_outputs(out.parent, [out.name], force=force)
-    key = load_private_key_file(ctx.arg("input"), ctx.arg("passphrase_file"))
-    paths = write_outputs(out.parent, [OutFile(out.name, private_key_pem(key, pkcs8=True),
-                                               0o600)], force=force)
-    _report(ctx, "PKCS#8 key written", paths)
     return 0
