@@ -13,19 +13,14 @@ from pathlib import Path
 import pytest
 
 from acmeali.lineage import from_iso
-from tests.peers.pebble import Pebble, PebbleOptions
-from tests.test_renew import Bed, start_pebble_like
+from tests.peers.pebble import Pebble
+from tests.test_renew import Bed, pebble_like
 
 
 @pytest.fixture(scope="module")
 def tiny_pebble(pebble: Pebble, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
     """Pebble issuing 2-second certificates: expired by the time the check runs."""
-    p = start_pebble_like(pebble, tmp_path_factory.mktemp("pebble-tiny"),
-                          PebbleOptions(validity_seconds=2))
-    try:
-        yield p
-    finally:
-        p.stop()
+    yield from pebble_like(pebble, tmp_path_factory, 2)
 
 
 def test_healthy_lineages_exit_0(tmp_path: Path, pebble: Pebble) -> None:

@@ -243,23 +243,25 @@ def wait_due(bed: Bed, name: str, timeout: float = 30) -> None:
 
 
 # --------------------------------------------------------------------------- fixtures
-def start_pebble_like(base: Pebble, workdir: Path, options: PebbleOptions) -> Pebble:
-    """Another Pebble serving ``base``'s TLS certificate, so one --ca-bundle trusts both
-    (two self-signed certificates with the same subject in one CA file confuse OpenSSL)."""
-    p = Pebble(workdir, options)
+def pebble_like(base: Pebble, factory: pytest.TempPathFactory, validity_seconds: int
+                ) -> Iterator[Pebble]:
+    """For a fixture: another Pebble issuing certificates that live ``validity_seconds``,
+    serving ``base``'s TLS certificate so one --ca-bundle trusts both (two self-signed
+    certificates with the same subject in one CA file confuse OpenSSL)."""
+    p = Pebble(factory.mktemp(f"pebble-{validity_seconds}s"),
+               PebbleOptions(validity_seconds=validity_seconds))
     p.tls_cert, p.tls_key = base.tls_cert, base.tls_key
-    return p.start()
+    p.start()
+    try:
+        yield p
+    finally:
+        p.stop()
 
 
 @pytest.fixture(scope="module")
 def short_pebble(pebble: Pebble, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
     """Pebble issuing 8-second certificates: due (half the lifetime) 4 s after issuance."""
-    p = start_pebble_like(pebble, tmp_path_factory.mktemp("pebble-short"),
-                          PebbleOptions(validity_seconds=8))
-    try:
-        yield p
-    finally:
-        p.stop()
+    yield from pebble_like(pebble, tmp_path_factory, 8)
 
 
 @pytest.fixture
