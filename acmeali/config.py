@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -457,7 +457,3 @@ def default_state_dir() -> Path:
         return Path("/var/lib/acmeali")
     xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(xdg) / "acmeali"
-
-
-def settings_field_names() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(CertSettings))

@@ -471,13 +471,6 @@ def _run_failure_hook(command: str, report: RenewReport) -> None:
         log.error("failure hook failed: %s", exc.message)
 
 
-def summary_lines(report: RenewReport) -> list[str]:
-    lines = []
-    for o in report.outcomes:
-        lines.append(f"{o.name}: {o.action}" + (f" - {o.message}" if o.message else ""))
-    return lines
-
-
 def status_of(meta: LineageMeta, now: datetime, warn_days: float | None = None) -> str:
     """valid | expiring | expired | revoked | none, as ``certs list`` shows it."""
     if meta.current is None:

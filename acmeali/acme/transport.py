@@ -210,10 +210,6 @@ class Transport:
                 return self._nonces.popleft()
         raise TransportError(f"the CA sent no Replay-Nonce from {nonce_url}")
 
-    @property
-    def pooled_nonces(self) -> int:
-        return len(self._nonces)
-
     # ------------------------------------------------------------------ sending
     def _send(self, method: str, url: str, *, retry_safe: bool,
               body: Callable[[], bytes] | None = None,

@@ -14,15 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from acmeali.config import AliyunSettings
-from acmeali.deployers.base import (
-    Bundle,
-    DeployContext,
-    DeployOutcome,
-    LivePathsLike,
-    TargetResult,
-)
+from acmeali.deployers.base import DeployContext, DeployOutcome, Handler
 from acmeali.errors import AcmealiError
 from acmeali.lineage import Deployment, LineageMeta, to_iso, utcnow
+from acmeali.store.base import LiveBundle, LivePaths
 from acmeali.ui import UI
 
 __all__ = ["DeployOutcome", "deploy"]
@@ -40,8 +35,8 @@ _HANDLERS = {
 }
 
 
-def deploy(meta: LineageMeta, bundle: Bundle, targets: Sequence[str], *,
-           settings: AliyunSettings, ui: UI, live_paths: LivePathsLike | None = None,
+def deploy(meta: LineageMeta, bundle: LiveBundle, targets: Sequence[str], *,
+           settings: AliyunSettings, ui: UI, live_paths: LivePaths | None = None,
            dry_run: bool = False) -> list[DeployOutcome]:
     """Deploy ``bundle`` to every target; update ``meta.deployments``/``meta.cas_uploads``
     in place (not with ``dry_run``, which changes nothing anywhere) and return the outcomes
@@ -57,8 +52,8 @@ def deploy(meta: LineageMeta, bundle: Bundle, targets: Sequence[str], *,
         try:
             target = parse_target(spec)
             module_name, func = _HANDLERS[target.kind]
-            handler: Any = getattr(importlib.import_module(module_name), func)
-            result: TargetResult = handler(ctx, target)
+            handler: Handler = getattr(importlib.import_module(module_name), func)
+            result = handler(ctx, target)
         except Exception as exc:
             message = _describe(exc)
             log.debug("deploy %s failed", spec, exc_info=not isinstance(exc, AcmealiError))

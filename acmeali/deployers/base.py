@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from acmeali.config import AliyunSettings
 from acmeali.errors import DeployError
 from acmeali.lineage import LineageMeta
+from acmeali.store.base import LiveBundle, LivePaths
 from acmeali.ui import UI
 
 if TYPE_CHECKING:
@@ -46,30 +47,6 @@ class TargetResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class Bundle(Protocol):
-    """The live bundle as ``store.read_live`` returns it (bytes of each PEM file)."""
-
-    @property
-    def privkey(self) -> bytes: ...
-    @property
-    def cert(self) -> bytes: ...
-    @property
-    def chain(self) -> bytes: ...
-    @property
-    def fullchain(self) -> bytes: ...
-
-
-class LivePathsLike(Protocol):
-    @property
-    def privkey(self) -> Any: ...
-    @property
-    def cert(self) -> Any: ...
-    @property
-    def chain(self) -> Any: ...
-    @property
-    def fullchain(self) -> Any: ...
-
-
 @dataclass(frozen=True)
 class CasCert:
     """A certificate held by CAS that this run deploys from."""
@@ -84,7 +61,7 @@ class CasCert:
 class CertMaterial:
     """The bundle's PEM and the leaf's facts, parsed once per run."""
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: LiveBundle) -> None:
         self.bundle = bundle
 
     @cached_property
@@ -211,8 +188,8 @@ class Api:
 class DeployContext:
     """Shared state of one deploy run over one lineage."""
 
-    def __init__(self, meta: LineageMeta, bundle: Bundle, *, settings: AliyunSettings, ui: UI,
-                 live_paths: LivePathsLike | None = None, dry_run: bool = False) -> None:
+    def __init__(self, meta: LineageMeta, bundle: LiveBundle, *, settings: AliyunSettings, ui: UI,
+                 live_paths: LivePaths | None = None, dry_run: bool = False) -> None:
         self.meta = meta
         self.bundle = bundle
         self.cert = CertMaterial(bundle)
