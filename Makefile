@@ -7,9 +7,15 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 # Debian packages the test bed drives for real: Pebble and its challenge test
-# server (the CA), mosquitto (an MQTT broker for device certificates), openssl.
-DEB_PACKAGES := pebble mosquitto mosquitto-clients openssl
-DEB_BINARIES := pebble pebble-challtestsrv mosquitto mosquitto_pub mosquitto_sub openssl
+# server (the CA), mosquitto (an MQTT broker for device certificates), openssl,
+# BIND (RFC 2136 dynamic updates with TSIG) and PostgreSQL (the shared store).
+DEB_PACKAGES := pebble mosquitto mosquitto-clients openssl bind9 bind9-utils postgresql
+DEB_BINARIES := pebble pebble-challtestsrv mosquitto mosquitto_pub mosquitto_sub openssl \
+                named tsig-keygen
+# PostgreSQL's server binaries are not on PATH on Debian: look in its versioned directory.
+DEB_GLOBS    := /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/postgres
+# The suite waits on peers more than it computes: a few workers more than cores.
+PYTEST_WORKERS ?= 4
 
 .PHONY: demo test lint bench peers venv clean
 
@@ -22,7 +28,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 peers:
-	@missing=""; for b in $(DEB_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	@missing=""; for b in $(DEB_BINARIES); do command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
+	for g in $(DEB_GLOBS); do [ -x "$$g" ] || missing="$$missing $$g"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages for the test bed (missing:$$missing)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; \
@@ -32,7 +39,7 @@ peers:
 	fi
 
 test: $(STAMP) peers
-	ACMEALI_REQUIRE_PEERS=1 $(PY) -m pytest -q -p no:cacheprovider
+	ACMEALI_REQUIRE_PEERS=1 $(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check acmeali tests bench
