@@ -189,10 +189,10 @@ def test_international_site_uses_ap_southeast_1(emu: AliyunEmulator, ca: TinyCA)
 def test_cdn_auto_over_several_pages(emu: AliyunEmulator, ca: TinyCA) -> None:
     for i in range(1203):
         emu.add_cdn_domain(f"d{i:04d}.other.test")
-    emu.add_cdn_domain("a.example.test")
-    emu.add_cdn_domain("z.example.test")
-    emu.add_cdn_domain("deep.a.example.test")  # two labels below: not covered
-    emu.add_cdn_domain("example.test")
+    emu.add_cdn_domain("a.example.test", https=True)
+    emu.add_cdn_domain("z.example.test", https=True)
+    emu.add_cdn_domain("deep.a.example.test", https=True)  # two labels below: not covered
+    emu.add_cdn_domain("example.test", https=True)
     lin = make_lineage(ca, ["example.test", "*.example.test"])
     res = _run(emu, lin, ["cdn:auto"])
     assert res["cdn:auto"][0], res

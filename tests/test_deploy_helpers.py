@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from acmeali import certutil
@@ -57,14 +58,18 @@ class TinyCA:
                                      critical=True)
                       .sign(self.root_key, hashes.SHA256()))
 
-    def issue(self, names: list[str], *, minutes_ago: int = 0, days: int = 90
-              ) -> tuple[bytes, bytes, bytes]:
-        """(key PEM in SEC1 form, cert PEM, chain PEM) for ``names``."""
-        key = ec.generate_private_key(ec.SECP256R1())
+    def issue(self, names: list[str], *, minutes_ago: int = 0, days: int = 90,
+              rsa_key: bool = False, with_cn: bool = True) -> tuple[bytes, bytes, bytes]:
+        """(key PEM in SEC1/PKCS#1 form, cert PEM, chain PEM) for ``names``; ``with_cn=False``
+        leaves the subject empty, as Let's Encrypt's tlsserver/shortlived profiles do."""
+        key: Any = (rsa.generate_private_key(public_exponent=65537, key_size=2048) if rsa_key
+                    else ec.generate_private_key(ec.SECP256R1()))
         start = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=minutes_ago)
                  ).replace(second=0, microsecond=0)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]
+                            if with_cn else [])
         leaf = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+                .subject_name(subject)
                 .issuer_name(self.inter.subject).public_key(key.public_key())
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
@@ -93,10 +98,11 @@ class Lineage:
 
 def make_lineage(ca: TinyCA, names: list[str], *, name: str | None = None,
                  meta: LineageMeta | None = None, minutes_ago: int = 0,
-                 version: int = 1) -> Lineage:
+                 version: int = 1, rsa_key: bool = False, with_cn: bool = True) -> Lineage:
     """A lineage whose live bundle is a fresh certificate from ``ca`` (``meta`` renewed
     in place when given, as issuance would)."""
-    key_pem, cert_pem, chain_pem = ca.issue(names, minutes_ago=minutes_ago)
+    key_pem, cert_pem, chain_pem = ca.issue(names, minutes_ago=minutes_ago, rsa_key=rsa_key,
+                                            with_cn=with_cn)
     fullchain = cert_pem + chain_pem
     from acmeali.keys import load_private_key
 

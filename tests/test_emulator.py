@@ -320,11 +320,14 @@ def test_cas_upload_list_detail_delete(aliyun: AliyunEmulator, ca: Any) -> None:
     cdn_client(aliyun).set_cdn_domain_sslcertificate(cm.SetCdnDomainSSLCertificateRequest(
         domain_name="static.example.test", sslprotocol="on", cert_type="cas", cert_id=cid,
         cert_region="cn-hangzhou"))
+    # ListCertificates reports who uses it; DeleteUserCertificate documents no refusal.
+    aliyun.bind_by_hand(cid, "SLB", "lb.example.test")
+    listed = client.list_certificates(m.ListCertificatesRequest(
+        keyword=stored["Name"], show_size=100)).body.certificate_list
+    assert [(c.certificate_id, c.using_product_list) for c in listed] == [
+        (str(cid), ["CDN", "SLB"])]
     with pytest.raises(ClientException) as exc:
-        client.delete_user_certificate(m.DeleteUserCertificateRequest(cert_id=cid))
-    assert exc.value.code == "CertificateInUse"
-    cdn_client(aliyun).set_cdn_domain_sslcertificate(cm.SetCdnDomainSSLCertificateRequest(
-        domain_name="static.example.test", sslprotocol="off"))
+        client.list_certificates(m.ListCertificatesRequest(show_size=101))
     client.delete_user_certificate(m.DeleteUserCertificateRequest(cert_id=cid))
     assert cid not in aliyun.state.cas_certs
     with pytest.raises(ClientException):
@@ -468,12 +471,18 @@ def test_alidns_records_forward_txt_to_challtestsrv(aliyun: AliyunEmulator,
     zone = f"z{int(time.time() * 1000)}.test"  # unique: challtestsrv is session-wide
     aliyun.add_dns_zone(zone)
     aliyun.add_dns_zone(f"sub.{zone}")
+    # By public suffix, not by the zones hosted: the delegated sub-zone is not the answer.
     main = client.get_main_domain_name(m.GetMainDomainNameRequest(
         input_string=f"_acme-challenge.www.sub.{zone}")).body
-    assert (main.domain_name, main.rr) == (f"sub.{zone}", "_acme-challenge.www")
-    with pytest.raises(ClientException) as exc:
-        client.get_main_domain_name(m.GetMainDomainNameRequest(input_string="x.unknown.test"))
-    assert exc.value.code == "InvalidDomainName.NoExist"
+    assert (main.domain_name, main.rr) == (zone, "_acme-challenge.www.sub")
+    main = client.get_main_domain_name(m.GetMainDomainNameRequest(
+        input_string="x.unknown.test")).body
+    assert main.domain_name == "unknown.test"
+    listed = client.describe_domains(m.DescribeDomainsRequest(page_size=100)).body
+    assert {(d.domain_name, d.puny_code) for d in listed.domains.domain} >= {
+        (zone, zone), (f"sub.{zone}", f"sub.{zone}")}
+    with pytest.raises(ClientException):
+        client.describe_domains(m.DescribeDomainsRequest(page_size=101))
 
     name = f"_acme-challenge.{zone}"
     add = m.AddDomainRecordRequest(domain_name=zone, rr="_acme-challenge", type="TXT",
@@ -497,6 +506,9 @@ def test_alidns_records_forward_txt_to_challtestsrv(aliyun: AliyunEmulator,
     assert sub.total_count == 2
     assert {r.record_id: r.ttl for r in sub.domain_records.record} == {apex_id: 600,
                                                                         wild_id: 120}
+    with pytest.raises(ClientException):  # DescribeSubDomainRecords: PageSize <= 100
+        client.describe_sub_domain_records(m.DescribeSubDomainRecordsRequest(
+            sub_domain=name, type="TXT", page_size=500))
 
     client.delete_domain_record(m.DeleteDomainRecordRequest(record_id=apex_id))
     assert _txt(pebble, name) == ["wild-token"]
@@ -599,5 +611,6 @@ def test_mqtt_ca_registration_cycle_and_devices(aliyun: AliyunEmulator) -> None:
     client.delete_ca_certificate(m.DeleteCaCertificateRequest(mqtt_instance_id=inst, sn=sn))
     assert client.list_ca_certificate(m.ListCaCertificateRequest(
         mqtt_instance_id=inst, page_no="1", page_size="10")).body.data.total == 0
-    with pytest.raises(ClientException):
+    with pytest.raises(ClientException) as exc:
         client.get_register_code(m.GetRegisterCodeRequest(mqtt_instance_id="no-such"))
+    assert (exc.value.code, exc.value.status_code) == ("MqttInstanceNotFound", 400)

@@ -5,7 +5,8 @@ API Gateway does not take CAS references here: ``SetDomainCertificate`` wants th
 and key. The body is the full chain (leaf first) — with the leaf alone, clients that do
 not fetch intermediates fail — and ``CaCertificateBody`` stays unset: it is the CA for
 *client* certificates (mutual TLS), not the server chain. API Gateway is regional: the
-target's region, else ``[aliyun] region``.
+target's region, else ``[aliyun] region``. The key goes in the form Alibaba's certificate
+pages ask for (RSA as PKCS#1; API Gateway itself documents none).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def deploy(ctx: DeployContext, target: Target) -> TargetResult:
                             _details(before, region))
     ctx.api("apigateway", "SetDomainCertificate", {
         **key, "CertificateName": name, "CertificateBody": ctx.cert.fullchain_pem,
-        "CertificatePrivateKey": ctx.cert.key_pkcs8_pem}, region=region)
+        "CertificatePrivateKey": ctx.cert.key_alibaba_pem}, region=region)
     if ctx.dry_run:
         return TargetResult(f"{domain} (group {group}) would get {name}")
     after = ctx.api("apigateway", "DescribeDomain", key, region=region)

@@ -147,6 +147,28 @@ class CertMaterial:
                               f"it is not an unencrypted PEM key ({type(exc).__name__})") from None
         return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
 
+    @cached_property
+    def key_alibaba_pem(self) -> str:
+        """The key in the form Alibaba's certificate pages ask for: an RSA key as PKCS#1
+        (``BEGIN RSA PRIVATE KEY``; CDN/DCDN/Live "certificate formats" pages, and CDN/DCDN
+        take the key from CAS), any other key as unencrypted PKCS#8 (the MQTT server
+        certificate guide converts EC keys that way; SEC1 is refused by parts of the
+        console)."""
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+            load_pem_private_key,
+        )
+
+        pkcs8 = self.key_pkcs8_pem
+        key = load_pem_private_key(pkcs8.encode(), password=None)
+        if isinstance(key, rsa.RSAPrivateKey):
+            return key.private_bytes(Encoding.PEM, PrivateFormat.TraditionalOpenSSL,
+                                     NoEncryption()).decode()
+        return pkcs8
+
     def covers(self, domain: str) -> bool:
         from acmeali.names import covers
 

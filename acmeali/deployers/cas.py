@@ -11,10 +11,18 @@ also the first step of those targets. Quirks that shape it:
 - Names are at most 63 characters. Ours are ``acmeali-<cn>-<notBefore>-<fingerprint>``:
   unique per certificate (two issuances in the same minute differ in fingerprint) and
   recognisable, so an upload found again by name is known to be ours.
+- The upload carries a ``ClientToken`` derived from the certificate ("used to ensure the
+  idempotence of the request", SDK), so a retry after a lost answer returns the first
+  CertId instead of making a second copy.
 - Old uploads are deleted only when acmeali uploaded them (``meta.cas_uploads`` with
-  ``acmeali: true``), no target of this lineage still uses them, and more than
-  ``cas_keep_previous`` newer ones exist. Certificates acmeali did not upload are never
-  touched, even when they are the same certificate.
+  ``acmeali: true``), no target of this lineage still uses them, more than
+  ``cas_keep_previous`` newer ones exist, and CAS says nothing uses them
+  (``ListCertificates`` ``UsingProductList``, else ``ListCloudResources``):
+  ``DeleteUserCertificate`` is not documented to refuse a certificate in use, and someone
+  may have bound an upload to SLB, ALB, WAF, ... by hand. Certificates acmeali did not
+  upload are never touched, even when they are the same certificate.
+- Nothing depends on the subject CN (Let's Encrypt's ``tlsserver``/``shortlived`` profiles
+  have none): names and the listing keyword fall back to the first SAN.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ NAME_PREFIX = "acmeali-"
 MAX_NAME = 63
 PAGE_SIZE = 50
 MAX_PAGES = 200
+USE_PAGE_SIZE = 100  # ListCertificates / ListCloudResources ShowSize maximum (SDK)
+USE_MAX_PAGES = 20
 
 
 def cas_name(cn: str, not_before_stamp: str, fingerprint: str) -> str:
@@ -50,6 +60,11 @@ def cas_name(cn: str, not_before_stamp: str, fingerprint: str) -> str:
 def name_for(ctx: DeployContext) -> str:
     return cas_name(ctx.cert.common_name, ctx.cert.not_before.strftime("%Y%m%d%H%M"),
                     ctx.cert.fingerprint)
+
+
+def client_token(ctx: DeployContext) -> str:
+    """Same certificate, same token: a retried upload is recognised by CAS."""
+    return f"acmeali-{ctx.cert.fingerprint[:32]}"
 
 
 def _norm_hex(value: Any) -> str:
@@ -123,7 +138,8 @@ def _ensure(ctx: DeployContext) -> CasCert:
     name = name_for(ctx)
     try:
         body = ctx.api("cas", "UploadUserCertificate", {
-            "Name": name, "Cert": ctx.cert.fullchain_pem, "Key": ctx.cert.key_pkcs8_pem})
+            "Name": name, "Cert": ctx.cert.fullchain_pem, "Key": ctx.cert.key_alibaba_pem,
+            "ClientToken": client_token(ctx)})
     except AliyunError as exc:
         # A duplicate name means an earlier attempt got through after all: find it.
         try:
@@ -222,6 +238,26 @@ def cert_ids_in_use(ctx: DeployContext) -> set[int]:
     return used
 
 
+def used_by(ctx: DeployContext, cert_id: int, name: str) -> list[str]:
+    """The cloud products CAS says use ``cert_id``: ``ListCertificates`` (Keyword = the
+    upload's name) ``UsingProductList``; when the listing does not show the certificate,
+    ``ListCloudResources`` for its CertId. Raises when CAS cannot be asked."""
+    for page in range(1, USE_MAX_PAGES + 1):
+        body = ctx.api("cas", "ListCertificates", {
+            "Keyword": name or str(cert_id), "CertificateSource": "UPLOAD",
+            "CurrentPage": page, "ShowSize": USE_PAGE_SIZE})
+        items = body.get("CertificateList") or []
+        for item in items:
+            if str(item.get("CertificateId") or "") == str(cert_id):
+                return [str(p) for p in item.get("UsingProductList") or []]
+        if len(items) < USE_PAGE_SIZE:
+            break
+    body = ctx.api("cas", "ListCloudResources", {"CertIds": [cert_id],
+                                                 "ShowSize": USE_PAGE_SIZE})
+    return sorted({str(r.get("CloudProduct") or "?") for r in body.get("Data") or []
+                   if str(r.get("CertId") or "") == str(cert_id)})
+
+
 def cleanup_old(ctx: DeployContext) -> list[int]:
     """Delete our older uploads beyond ``cas_keep_previous`` that nothing uses; never raises.
 
@@ -242,6 +278,17 @@ def cleanup_old(ctx: DeployContext) -> list[int]:
     for entry in ours[ctx.settings.cas_keep_previous:]:
         cert_id = int(entry["cert_id"])
         if cert_id in in_use:
+            continue
+        try:
+            users = used_by(ctx, cert_id, str(entry.get("name") or ""))
+        except Exception as exc:  # unknown means in use: keep it, say so, never fail
+            render = getattr(exc, "render", None)
+            ctx.ui.warn(f"kept the old CAS certificate {cert_id}: cannot tell whether it is "
+                        f"in use ({render() if callable(render) else exc})")
+            continue
+        if users:
+            ctx.ui.info(f"kept the old CAS certificate {cert_id} ({entry.get('name')}): "
+                        f"still used by {', '.join(users)}")
             continue
         try:
             ctx.api("cas", "DeleteUserCertificate", {"CertId": cert_id})

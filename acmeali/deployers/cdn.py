@@ -8,6 +8,15 @@ site — the wrong one makes the CDN answer that the certificate does not exist.
 
 The binding is read back (``Describe*DomainCertificateInfo``) before the target counts as
 deployed, and read *first* too, so a domain already serving this certificate is left alone.
+
+Wildcard acceleration domains are stored and listed with a leading dot, ``.example.com``
+(DCDN wildcard FAQ: "added in the formats .test.com and *.test.com ... displayed as
+.test.com"). ``cdn:*.example.com`` and ``cdn:.example.com`` name the same domain; the API
+always gets ``.example.com``, and the certificate must hold ``*.example.com`` for it.
+
+``cdn:auto`` binds only domains that are ``online`` and already serve HTTPS: switching HTTPS
+on changes what the site does and what it costs (HTTPS requests are billed), so that takes
+an explicit ``cdn:<domain>`` target.
 """
 
 from __future__ import annotations
@@ -54,11 +63,23 @@ class PartialDeployError(DeployError):
         self.details = details
 
 
+def api_name(domain: str) -> str:
+    """The name (D)CDN stores: ``*.example.com`` -> ``.example.com``; others unchanged."""
+    domain = domain.strip().lower().rstrip(".")
+    return "." + domain[2:] if domain.startswith("*.") else domain
+
+
+def cert_name(domain: str) -> str:
+    """The certificate name that covers a (D)CDN domain: ``.example.com`` -> ``*.example.com``."""
+    domain = api_name(domain)
+    return "*" + domain if domain.startswith(".") else domain
+
+
 def _cert_info(ctx: DeployContext, product: _Product, domain: str) -> dict[str, Any] | None:
     body = ctx.api(product.service, product.describe_action, {"DomainName": domain})
     infos = (body.get("CertInfos") or {}).get("CertInfo") or []
     for info in infos:
-        if str(info.get("DomainName", domain)).lower() == domain:
+        if api_name(str(info.get("DomainName", domain))) == domain:
             return dict(info)
     return dict(infos[0]) if infos else None
 
@@ -71,7 +92,9 @@ def _serves(info: dict[str, Any] | None, cas: CasCert) -> bool:
 
 
 def bind_domain(ctx: DeployContext, product: _Product, domain: str) -> str:
-    """Point one domain at the CAS certificate; returns a short description."""
+    """Point one domain (in its stored form, see :func:`api_name`) at the CAS certificate;
+    returns a short description."""
+    domain = api_name(domain)
     cas = ensure_uploaded(ctx)
     before = _cert_info(ctx, product, domain)
     if _serves(before, cas):
@@ -96,10 +119,11 @@ def bind_domain(ctx: DeployContext, product: _Product, domain: str) -> str:
 
 def deploy_domain(ctx: DeployContext, target: Target) -> TargetResult:
     product = PRODUCTS[target.kind]
-    domain = target.domain or ""
-    if not ctx.cert.covers(domain):
+    domain = api_name(target.domain or "")
+    if not ctx.cert.covers(cert_name(domain)):
         raise DeployError(f"the certificate ({', '.join(ctx.cert.names)}) does not cover "
-                          f"{domain}, so {product.label} would serve a name mismatch")
+                          f"{cert_name(domain)}, so {product.label} would serve a name "
+                          "mismatch")
     message = bind_domain(ctx, product, domain)
     cas = ensure_uploaded(ctx)
     return TargetResult(message, {"cert_id": cas.cert_id, "identifier": cas.identifier})
@@ -119,13 +143,25 @@ def list_domains(ctx: DeployContext, product: _Product) -> list[dict[str, Any]]:
     return out
 
 
+def _serving_https(row: dict[str, Any]) -> bool:
+    """An online domain with HTTPS on (DescribeUserDomains: SslProtocol; DCDN: SSLProtocol)."""
+    https = str(row.get("SslProtocol") or row.get("SSLProtocol") or "").lower()
+    return str(row.get("DomainStatus", "")).lower() == "online" and https == "on"
+
+
 def deploy_auto(ctx: DeployContext, target: Target) -> TargetResult:
-    """Every CDN domain of the account that the certificate covers (wildcards one label)."""
+    """Every online, HTTPS-serving CDN domain of the account that the certificate covers
+    (wildcards one label; a listed ``.x`` is the wildcard domain ``*.x``)."""
     product = PRODUCTS[target.kind]
-    domains = sorted({str(d.get("DomainName", "")).lower() for d in list_domains(ctx, product)
-                      if d.get("DomainName")
-                      and str(d.get("DomainStatus", "")).lower() != "offline"})
-    covered = [d for d in domains if ctx.cert.covers(d)]
+    rows = [d for d in list_domains(ctx, product) if d.get("DomainName")]
+    covered = sorted({api_name(str(d["DomainName"])) for d in rows
+                      if _serving_https(d) and ctx.cert.covers(cert_name(str(d["DomainName"])))})
+    skipped = sorted({api_name(str(d["DomainName"])) for d in rows
+                      if not _serving_https(d)
+                      and ctx.cert.covers(cert_name(str(d["DomainName"])))})
+    if skipped:
+        ctx.ui.info(f"{target.spec}: left alone (not online, or HTTPS off; name them as "
+                    f"cdn:<domain> targets to turn HTTPS on): {', '.join(skipped)}")
     if not covered:
         ctx.ui.warn(f"{target.spec}: no {product.label} domain of this account is covered by "
                     f"the certificate ({', '.join(ctx.cert.names)})")

@@ -8,7 +8,14 @@ appear when a device first connects, which :func:`register_device` simulates.
 Field shapes follow the SDK's response models: Status is "1" (active) / "0" (inactive),
 ValidBegin / ValidEnd are Unix milliseconds *as strings*, PageNo / PageSize / Total ints.
 GUESS: Sn / DeviceSn are the certificate serial number in lowercase hex (the API only says
-"SN serial number"); error codes below are plausible, not confirmed.
+"SN serial number").
+
+Error codes and HTTP statuses follow Alibaba's notice "MQTT OpenAPI状态码调整"
+(help.aliyun.com/zh/apsaramq-for-mqtt/mqtt-upgraded/product-overview/
+adjustment-of-http-status-code-of-apsaramq-for-mqtt-api-operations): InternalError 417,
+SystemOverFlow 403, RegisterCodeError 400, RegisterCodeUsed 401, CaNumExceed 401,
+CertificateContentError 401, SnNotUnique 401, MqttInstanceNotFound 400, FindCaBySnError 400,
+MqttOwnerCheckError 403, ParameterFieldCheckFailed 400.
 """
 
 from __future__ import annotations
@@ -23,14 +30,14 @@ from .state import ApiError, Backend, common_name, is_ca, issued_by, load_chain,
 
 
 def new_instance() -> dict[str, Any]:
-    return {"RegisterCode": secrets.token_hex(16), "CaCertificates": {},
+    return {"RegisterCode": secrets.token_hex(16), "UsedCodes": set(), "CaCertificates": {},
             "DeviceCertificates": {}}
 
 
 def _instance(b: Backend, instance_id: str) -> dict[str, Any]:
     inst = b.state.mqtt.get(instance_id)
     if inst is None:
-        raise ApiError(404, "InstanceNotFound",  # GUESS: code
+        raise ApiError(400, "MqttInstanceNotFound",  # status-code notice: 400
                        f"The MQTT instance {instance_id} does not exist.")
     return inst
 
@@ -38,25 +45,35 @@ def _instance(b: Backend, instance_id: str) -> dict[str, Any]:
 def _ca(inst: dict[str, Any], sn: str) -> dict[str, Any]:
     ca: dict[str, Any] | None = inst["CaCertificates"].get(sn)
     if ca is None:
-        raise ApiError(404, "CaCertificateNotFound",  # GUESS: code
-                       f"The CA certificate {sn} does not exist.")
+        raise ApiError(400, "FindCaBySnError",  # status-code notice: 400
+                       f"Cannot find the CA certificate by Sn {sn}.")
     return ca
 
 
 def _device(inst: dict[str, Any], ca_sn: str, device_sn: str) -> dict[str, Any]:
+    _ca(inst, ca_sn)
     dev: dict[str, Any] | None = inst["DeviceCertificates"].get(device_sn)
     if dev is None or dev["CaSn"] != ca_sn:
-        raise ApiError(404, "DeviceCertificateNotFound",  # GUESS: code
+        # assumption: the notice lists no device-not-found code; a parameter check failure
+        # is the closest documented one.
+        raise ApiError(400, "ParameterFieldCheckFailed",
                        f"The device certificate {device_sn} under CA {ca_sn} does not exist.")
     return dev
 
 
 def _paging(p: Params) -> tuple[int, int]:
+    """SDK models.py ListCaCertificateRequest: PageSize 1-100."""
     return int_param(p, "PageNo", 1), int_param(p, "PageSize", 10, high=100)
+
+
+def _pages(count: int, size: int) -> int:
+    return (count + size - 1) // size
 
 
 @action(MQTT, "GetRegisterCode", "MqttInstanceId")
 def get_register_code(b: Backend, p: Params) -> dict[str, Any]:
+    """Codes are single-use (RegisterCodeUsed): once one registered a CA, a new one is
+    handed out."""
     return {"RegisterCode": _instance(b, p["MqttInstanceId"])["RegisterCode"]}
 
 
@@ -64,30 +81,43 @@ def get_register_code(b: Backend, p: Params) -> dict[str, Any]:
         "VerificationContent")
 def register_ca_certificate(b: Backend, p: Params) -> dict[str, Any]:
     inst = _instance(b, p["MqttInstanceId"])
-    ca = load_chain(p["CaContent"], "CA certificate", "InvalidCaCertificate")[0]
+    try:
+        ca = load_chain(p["CaContent"], "CA certificate", "CertificateContentError")[0]
+    except ApiError as exc:
+        raise ApiError(401, exc.code, exc.message) from None
     if not is_ca(ca):
-        raise ApiError(400, "InvalidCaCertificate",
-                       "CaContent is not a CA certificate (BasicConstraints CA:TRUE missing).")
+        raise ApiError(401, "CertificateContentError",
+                       "BasicConstraints of the certificate is not CA.")
     now = now_utc()
     if not ca.not_valid_before_utc <= now <= ca.not_valid_after_utc:
-        raise ApiError(400, "InvalidCaCertificate", "The CA certificate is not valid now.")
-    ver = load_chain(p["VerificationContent"], "verification certificate",
-                     "InvalidVerificationCertificate")[0]
-    if common_name(ver.subject) != inst["RegisterCode"]:
-        raise ApiError(400, "InvalidVerificationCertificate",
+        raise ApiError(401, "CertificateContentError", "The CA certificate is not valid now.")
+    try:
+        ver = load_chain(p["VerificationContent"], "verification certificate",
+                         "CertificateContentError")[0]
+    except ApiError as exc:
+        raise ApiError(401, exc.code, exc.message) from None
+    code = common_name(ver.subject)
+    if code in inst["UsedCodes"]:
+        raise ApiError(401, "RegisterCodeUsed", "The register code has been used.")
+    if code != inst["RegisterCode"]:
+        raise ApiError(400, "RegisterCodeError",
                        "The CN of the verification certificate is not the registration code "
                        "of this instance.")
     if not issued_by(ver, ca):
-        raise ApiError(400, "InvalidVerificationCertificate",
+        # assumption: no dedicated code for a verification certificate the CA did not sign.
+        raise ApiError(401, "CertificateContentError",
                        "The verification certificate is not signed by the CA certificate.")
     sn = format(ca.serial_number, "x")
-    if sn in inst["CaCertificates"]:
-        raise ApiError(400, "CaCertificateAlreadyExists",
-                       f"The CA certificate {sn} is already registered.")
+    # "Sn is not unique in global" (notice). assumption: that includes the account's other
+    # instances (whether one CA may serve two instances is not settled).
+    if any(sn in i["CaCertificates"] for i in b.state.mqtt.values()):
+        raise ApiError(401, "SnNotUnique", "Sn is not unique in global.")
+    inst["UsedCodes"].add(code)
+    inst["RegisterCode"] = secrets.token_hex(16)
     inst["CaCertificates"][sn] = {
         "Sn": sn, "CaName": p["CaName"], "CaContent": p["CaContent"],
         "VerificationContent": p["VerificationContent"],
-        "RegistrationCode": inst["RegisterCode"], "Status": "1",
+        "RegistrationCode": code, "Status": "1",
         "ValidBegin": str(to_ms(ca.not_valid_before_utc)),
         "ValidEnd": str(to_ms(ca.not_valid_after_utc)),
     }
@@ -99,8 +129,10 @@ def list_ca_certificate(b: Backend, p: Params) -> dict[str, Any]:
     inst = _instance(b, p["MqttInstanceId"])
     number, size = _paging(p)
     cas = list(inst["CaCertificates"].values())
+    # SDK models.py ListCaCertificateResponseBodyData.total: "Maximum number of pages in
+    # the query result" -- a page count, not an item count.
     return {"Data": {"CaCertificateVOS": [dict(c) for c in page(cas, number, size)],
-                     "PageNo": number, "PageSize": size, "Total": len(cas)}}
+                     "PageNo": number, "PageSize": size, "Total": _pages(len(cas), size)}}
 
 
 @action(MQTT, "GetCaCertificate", "MqttInstanceId", "Sn")
@@ -138,8 +170,11 @@ def _device_list(inst: dict[str, Any], p: Params, ca_sn: str | None) -> dict[str
     number, size = _paging(p)
     devs = [dict(d) for d in inst["DeviceCertificates"].values()
             if ca_sn is None or d["CaSn"] == ca_sn]
+    # SDK ListDeviceCertificateResponseBodyData.total and document_detail/458997: the page
+    # count; document_detail/458998 (ListDeviceCertificateByCaSn): "查询结果总数", items.
+    total = len(devs) if ca_sn is not None else _pages(len(devs), size)
     return {"Data": {"DeviceCertificateVOS": page(devs, number, size), "PageNo": number,
-                     "PageSize": size, "Total": len(devs)}}
+                     "PageSize": size, "Total": total}}
 
 
 @action(MQTT, "ListDeviceCertificate", "MqttInstanceId", "PageNo", "PageSize")

@@ -4,7 +4,9 @@ Each handler takes the backend and the action's parameters (strings, as on the w
 returns the response body without ``RequestId``; it raises :class:`ApiError` for business
 errors. Response fields follow the SDK response models of the installed versions, because
 acmeali reads them through those models: a field we misspell is a field acmeali sees as
-``None``. Error codes marked GUESS are plausible but not confirmed against the real service.
+``None``. Error codes marked GUESS are plausible but not confirmed against the real service;
+``# assumption:`` marks behaviour the sources leave open, modelled as strictly as plausible
+(docs/alibaba-cloud.md and ../shared/research/aliyun-fidelity.md list the sources).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .state import (
     dns_sans,
     fingerprints,
     key_algorithm,
+    key_algorithm_of_key,
     key_matches,
     load_chain,
     load_key,
@@ -146,12 +149,18 @@ def upload_user_certificate(b: Backend, p: Params) -> dict[str, Any]:
     found no statement either way); the duplicate *name* is refused as documented.
     """
     name = p["Name"]
+    st = b.state
+    token = p.get("ClientToken")
+    # SDK _upload_user_certificate_request.py: ClientToken "used to ensure the idempotence of
+    # the request". assumption: the same token answers the first call's CertId again.
+    if token and token in st.cas_tokens and st.cas_tokens[token] in st.cas_certs:
+        cid = st.cas_tokens[token]
+        return {"CertId": cid, "ResourceId": st.cas_certs[cid]["InstanceId"]}
     if len(name) > 63:
         raise ApiError(400, "InvalidName", "The certificate name cannot exceed 63 "
                        "characters.")  # GUESS: code
     chain = parse_leaf_and_key(p["Cert"], p["Key"], "uploaded")
     leaf = chain[0]
-    st = b.state
     if any(c["Name"] == name for c in st.cas_certs.values()):
         # GUESS: code "NameRepeat"; the message is the documented one.
         raise ApiError(400, "NameRepeat", "The certificate name already exists.")
@@ -162,13 +171,16 @@ def upload_user_certificate(b: Backend, p: Params) -> dict[str, Any]:
     st.cas_certs[cert_id] = {
         "Id": cert_id, "Name": name, "Cert": p["Cert"], "Key": p["Key"],
         "Fingerprint": sha1, "Sha2": sha2, "SerialNo": serial_hex(leaf),
-        "Common": common_name(leaf.subject) or (sans[0] if sans else ""),
+        # assumption: a certificate without a CN (LE tlsserver/shortlived) has none here.
+        "Common": common_name(leaf.subject),
         "Sans": ",".join(sans), "Issuer": org_name(leaf.issuer) or common_name(leaf.issuer),
         "Algorithm": key_algorithm(leaf), "NotBefore": to_ms(start), "NotAfter": to_ms(end),
         "StartDate": start.strftime("%Y-%m-%d"), "EndDate": end.strftime("%Y-%m-%d"),
         "InstanceId": f"cas-upload-{uuid.uuid4().hex[:8]}",
         "CertIdentifier": f"{cert_id}-{st.cas_region}", "Region": st.cas_region,
     }
+    if token:
+        st.cas_tokens[token] = cert_id
     return {"CertId": cert_id, "ResourceId": st.cas_certs[cert_id]["InstanceId"]}
 
 
@@ -234,18 +246,93 @@ def get_user_certificate_detail(b: Backend, p: Params) -> dict[str, Any]:
 
 @action(CAS, "DeleteUserCertificate", "CertId")
 def delete_user_certificate(b: Backend, p: Params) -> dict[str, Any]:
-    """Delete an upload. ASSUMPTION: like the console, CAS refuses to delete a certificate
-    that a CDN or DCDN domain still serves (we believe the real API does the same; the
-    exact code is a GUESS)."""
+    """Delete an upload. Docs (api-cas-2020-04-07-deleteusercertificate) document no in-use
+    refusal, so none is modelled: a certificate a CDN domain still serves is deleted too,
+    which is why acmeali asks ListCertificates first."""
     c = cas_get(b, p["CertId"])
-    users = [f"cdn:{d}" for d, v in b.state.cdn_domains.items() if v.get("CertId") == c["Id"]]
-    users += [f"dcdn:{d}" for d, v in b.state.dcdn_domains.items()
-              if v.get("CertId") == c["Id"]]
-    if users:
-        raise ApiError(400, "CertificateInUse",
-                       f"The certificate is in use by cloud resources: {', '.join(users)}.")
     del b.state.cas_certs[c["Id"]]
+    b.state.cas_hand_bound.pop(c["Id"], None)
     return {}
+
+
+def cas_users(b: Backend, cert_id: int) -> list[dict[str, Any]]:
+    """Cloud resources using a CAS certificate: (D)CDN domains bound by reference, plus what
+    a test bound by hand (SLB, ALB, WAF, ... referencing ``<CertId>-<region>``)."""
+    out = [{"CloudProduct": "CDN", "Domain": d} for d, v in sorted(b.state.cdn_domains.items())
+           if v.get("CertId") == cert_id]
+    out += [{"CloudProduct": "DCDN", "Domain": d}
+            for d, v in sorted(b.state.dcdn_domains.items()) if v.get("CertId") == cert_id]
+    out += [{"CloudProduct": prod, "Domain": dom}
+            for prod, dom in b.state.cas_hand_bound.get(cert_id, [])]
+    return out
+
+
+@action(CAS, "ListCertificates")
+def list_certificates(b: Backend, p: Params) -> dict[str, Any]:
+    """SDK _list_certificates_request.py: ShowSize default 10, maximum 100; Keyword fuzzy
+    over domain names, names and resource IDs. _list_certificates_response_body.py:
+    UsingProductList = "the list of Alibaba Cloud services to which the certificate is
+    currently deployed"; CertificateId is a string there."""
+    current = int_param(p, "CurrentPage", 1)
+    size = int_param(p, "ShowSize", 10, high=100)
+    keyword = (p.get("Keyword") or "").lower()
+    source = (p.get("CertificateSource") or "").upper()
+    items: list[dict[str, Any]] = []
+    for cid in sorted(b.state.cas_certs):
+        c = b.state.cas_certs[cid]
+        if source and source != "UPLOAD":
+            continue
+        hay = " ".join([c["Common"], c["Sans"], c["Name"], c["InstanceId"], str(cid)])
+        if keyword and keyword not in hay.lower():
+            continue
+        st = cas_status(c)
+        users = cas_users(b, cid)
+        items.append({
+            "CertificateId": str(cid), "CertificateName": c["Name"],
+            "CertIdentifier": c["CertIdentifier"], "CommonName": c["Common"],
+            "SubjectAlternativeNames": c["Sans"].split(",") if c["Sans"] else [],
+            "Domain": c["Sans"], "Serial": c["SerialNo"], "FingerPrint": c["Fingerprint"],
+            "Algorithm": c["Algorithm"], "Issuer": c["Issuer"], "InstanceId": c["InstanceId"],
+            "NotBefore": c["NotBefore"], "NotAfter": c["NotAfter"],
+            "CertificateSource": "UPLOAD", "ExistPrivateKey": True,
+            "CertificateStatus": {"ISSUED": "issued", "WILLEXPIRED": "willExpire",
+                                  "EXPIRED": "expired"}[st],
+            "UsingProductList": sorted({u["CloudProduct"] for u in users}),
+        })
+    return {"CertificateList": page(items, current, size), "CurrentPage": current,
+            "ShowSize": size, "TotalCount": len(items)}
+
+
+@action(CAS, "ListCloudResources")
+def list_cloud_resources(b: Backend, p: Params) -> dict[str, Any]:
+    """SDK _list_cloud_resources_request.py: CertIds (a JSON list in the shrink request),
+    CloudProduct, Keyword, CurrentPage, ShowSize (default 20); Data[] of {CertId,
+    CloudProduct, Domain, EnableHttps, ...}."""
+    import json
+
+    current = int_param(p, "CurrentPage", 1)
+    size = int_param(p, "ShowSize", 20, high=100)
+    raw = p.get("CertIds") or ""
+    try:
+        wanted = {int(x) for x in (json.loads(raw) if raw.startswith("[") else raw.split(",")
+                                   ) if str(x).strip()}
+    except ValueError:
+        raise ApiError(400, "InvalidParameter", f"CertIds {raw!r} is not valid.") from None
+    product = p.get("CloudProduct")
+    rows: list[dict[str, Any]] = []
+    for cid in sorted(b.state.cas_certs):
+        if wanted and cid not in wanted:
+            continue
+        c = b.state.cas_certs[cid]
+        for i, u in enumerate(cas_users(b, cid)):
+            if product and u["CloudProduct"] != product:
+                continue
+            rows.append({"CertId": cid, "CertName": c["Name"], "CloudName": "aliyun",
+                         "CloudProduct": u["CloudProduct"], "Domain": u["Domain"],
+                         "EnableHttps": 1, "Id": cid * 1000 + i, "RegionId": b.region,
+                         "Status": "online"})
+    return {"Data": page(rows, current, size), "CurrentPage": current, "ShowSize": size,
+            "Total": len(rows)}
 
 
 # ====================================================================== CDN / DCDN
@@ -253,18 +340,31 @@ def _cdn_domains(b: Backend, product: str) -> dict[str, dict[str, Any]]:
     return b.state.cdn_domains if product == CDN else b.state.dcdn_domains
 
 
-def new_cdn_domain(b: Backend, name: str, product: str) -> dict[str, Any]:
+def cdn_stored_name(name: str) -> str:
+    """DCDN wildcard FAQ (alibabacloud.com/help/faq-detail/65165.htm): wildcard domains "can
+    be added in the following formats: .test.com and *.test.com ... displayed as .test.com";
+    CDN's wildcard doc uses .aliyundoc.com throughout. Stored and listed with a leading dot."""
+    name = name.lower().rstrip(".")
+    return "." + name[2:] if name.startswith("*.") else name
+
+
+def new_cdn_domain(b: Backend, name: str, product: str, *, status: str = "online",
+                   https: bool = False) -> dict[str, Any]:
+    """SDK _describe_user_domains_request.py: DomainStatus is one of online, offline,
+    configuring, configure_failed, checking, check_failed, stopping, deleting."""
     suffix = "w.kunlunsl.com" if product == CDN else "w.kunlungr.com"
     return {
-        "DomainName": name, "DomainStatus": "online", "SslProtocol": "off",
+        "DomainName": name, "DomainStatus": status, "SslProtocol": "on" if https else "off",
         "CertType": None, "CertId": None, "CertName": None, "CertRegion": None,
         "SSLPub": None, "SSLPri": None, "CertUpdateTime": None,
         "GmtCreated": iso(now_utc()), "DomainId": b.state.next_domain_id(),
-        "Cname": f"{name}.{suffix}",
+        "Cname": f"{name.lstrip('.')}.{suffix}",
     }
 
 
 def _cdn_domain(b: Backend, product: str, name: str) -> dict[str, Any]:
+    # assumption: Set*/Describe* take the stored name only; "*.x" for a wildcard domain
+    # stored as ".x" is not found (certimate's normalizeDomain turns *.x into .x for them).
     dom = _cdn_domains(b, product).get(name.lower())
     if dom is None:
         raise ApiError(404, "InvalidDomain.NotFound",
@@ -301,6 +401,7 @@ def _set_ssl(b: Backend, p: Params, product: str) -> dict[str, Any]:
             raise ApiError(400, "InvalidCertificate.NotFound",
                            f"The certificate {p['CertId']} does not exist in CAS region "
                            f"{region}.")
+        _check_rsa_pkcs1(cert["Key"])
         dom.update(SslProtocol="on", CertType="cas", CertId=cert["Id"],
                    CertName=p.get("CertName") or cert["Name"], CertRegion=region,
                    SSLPub=cert["Cert"], SSLPri=None, CertUpdateTime=iso(now_utc()))
@@ -310,6 +411,7 @@ def _set_ssl(b: Backend, p: Params, product: str) -> dict[str, Any]:
                 raise ApiError(400, f"Missing{name}",
                                f"{name} is mandatory when CertType is upload.")
         parse_leaf_and_key(p["SSLPub"], p["SSLPri"], "SSLPub")
+        _check_rsa_pkcs1(p["SSLPri"])
         # GUESS/simplification: the real CDN also files an upload in CAS; we do not.
         dom.update(SslProtocol="on", CertType="upload", CertId=None,
                    CertName=p.get("CertName") or dom["DomainName"], CertRegion=None,
@@ -318,6 +420,16 @@ def _set_ssl(b: Backend, p: Params, product: str) -> dict[str, Any]:
         raise ApiError(400, "InvalidCertType.ValueNotSupported",
                        f"The specified CertType {cert_type!r} is not supported.")
     return {}
+
+
+def _check_rsa_pkcs1(key_pem: str) -> None:
+    """CDN/DCDN certificate-format docs (help.aliyun.com/zh/cdn/user-guide/certificate-formats,
+    alibabacloud.com/help/doc-detail/66710.htm): an RSA key must be "-----BEGIN RSA PRIVATE
+    KEY-----" (PKCS#1); "BEGIN PRIVATE KEY" must be converted. assumption: the same holds
+    for a key the CDN takes from CAS by CertId, and EC keys may be PKCS#8."""
+    if "BEGIN PRIVATE KEY" in key_pem and key_algorithm_of_key(key_pem) == "RSA":
+        raise ApiError(400, "InvalidSSLPri.Malformed",  # GUESS: code
+                       "The RSA private key must be in PKCS#1 format (BEGIN RSA PRIVATE KEY).")
 
 
 def _cert_info(dom: dict[str, Any], product: str) -> dict[str, Any]:
@@ -367,6 +479,7 @@ def _match_domain(name: str, query: str, mode: str) -> bool:
 
 def _user_domains(b: Backend, p: Params, product: str) -> dict[str, Any]:
     number = int_param(p, "PageNumber", 1, high=100000)
+    # SDK _describe_user_domains_request.py: PageSize maximum 500.
     size = int_param(p, "PageSize", 20, high=500)
     mode = p.get("DomainSearchType") or "fuzzy_match"
     if mode not in ("fuzzy_match", "pre_match", "suf_match", "full_match"):
@@ -551,23 +664,45 @@ RECORD_TYPES = {"A", "AAAA", "CNAME", "TXT", "MX", "NS", "SRV", "CAA", "REDIRECT
                 "FORWARD_URL"}
 
 
+def puny(name: str) -> str:
+    """The ASCII (punycode) form of a DNS name."""
+    return ".".join(lab if lab.isascii() else lab.encode("idna").decode("ascii")
+                    for lab in name.lower().rstrip(".").split("."))
+
+
+def unicode_zone(name: str) -> str:
+    """The Unicode form of a zone name (how Alidns lists an IDN zone's DomainName)."""
+    return ".".join(lab.encode("ascii").decode("idna") if lab.startswith("xn--") else lab
+                    for lab in name.lower().rstrip(".").split("."))
+
+
 def zone_for(b: Backend, name: str) -> str | None:
-    """The longest registered zone that is ``name`` or a parent of it."""
-    name = name.lower().rstrip(".")
+    """The longest hosted zone (as listed) that is ``name`` or a parent of it; ``name`` in
+    either form. Used by the DescribeSubDomainRecords default only."""
+    name = puny(name)
     best = None
     for zone in b.state.dns_zones:
-        if (name == zone or name.endswith("." + zone)) and (best is None or len(zone) > len(best)):
+        z = puny(zone)
+        if (name == z or name.endswith("." + z)) and (best is None or len(z) > len(puny(best))):
             best = zone
     return best
 
 
 def fqdn(zone: str, rr: str) -> str:
+    """The record's name in ASCII (what challtestsrv and resolvers see)."""
+    zone = puny(zone)
     return zone if rr in ("@", "") else f"{rr}.{zone}"
 
 
 def _zone(b: Backend, zone: str) -> dict[str, dict[str, Any]]:
-    records = b.state.dns_zones.get(zone.lower().rstrip("."))
+    zone = zone.lower().rstrip(".")
+    records = b.state.dns_zones.get(zone)
     if records is None:
+        if any(puny(z) == zone and z != zone for z in b.state.dns_zones):
+            # external-dns PR #6141: "Alibaba Cloud DNS API returns InvalidDomainName.NoExist
+            # when DomainName is Punycode"; the IDN zone is only known by its Unicode name.
+            raise ApiError(400, "InvalidDomainName.NoExist",
+                           f"The domain name {zone} does not exist.")
         raise ApiError(400, "IncorrectDomainUser", "The domain name does not belong to you.")
     return records
 
@@ -588,19 +723,52 @@ def forward_txt(b: Backend, zone: str, rr: str) -> None:
         b.challtestsrv.set_txt(host, value)
 
 
+#: A few public suffixes of more than one label (the real service uses the whole Public
+#: Suffix List; tests use .test and these).
+MULTI_LABEL_SUFFIXES = frozenset({"com.cn", "net.cn", "org.cn", "gov.cn", "edu.cn", "co.uk",
+                                  "org.uk", "com.hk", "co.jp", "com.au"})
+
+
 @action(ALIDNS, "GetMainDomainName", "InputString")
 def get_main_domain_name(b: Backend, p: Params) -> dict[str, Any]:
-    """ASSUMPTION: the real action splits the input by the public suffix list whether or
-    not the zone is in the account; the emulator only knows zones added with
-    ``add_dns_zone`` and refuses the rest (GUESS: code). RR is ``@`` for the apex (GUESS)."""
+    """Docs (api-alidns-2015-01-09-getmaindomainname): "if you enter www.abc.com, the output
+    is abc.com" -- split by the public suffix, never by the zones the account hosts, so a
+    delegated sub-zone (dev.corp.example.test hosted here) is NOT what it answers.
+    GUESS: RR "@" for the apex; DomainLevel counts labels below the main domain + 1."""
     name = p["InputString"].strip().lower().rstrip(".")
-    zone = zone_for(b, name)
-    if zone is None:
-        raise ApiError(400, "InvalidDomainName.NoExist",
-                       f"The domain name {name!r} does not exist in this account.")
+    labels = name.split(".")
+    two = ".".join(labels[-2:])
+    n = 3 if two in MULTI_LABEL_SUFFIXES else 2
+    if len(labels) < n:
+        raise ApiError(400, "InvalidDomainName.Format",  # GUESS: code
+                       f"The domain name {name!r} is not valid.")
+    zone = ".".join(labels[-n:])
     rr = name[: -len(zone) - 1] if name != zone else "@"
-    level = len(name.split(".")) - len(zone.split(".")) + 1
-    return {"DomainName": zone, "RR": rr, "DomainLevel": level}
+    return {"DomainName": zone, "RR": rr, "DomainLevel": len(labels) - n + 1}
+
+
+@action(ALIDNS, "DescribeDomains")
+def describe_domains(b: Backend, p: Params) -> dict[str, Any]:
+    """SDK _describe_domains_request.py: PageSize maximum 100, default 20; KeyWord matched
+    %KeyWord% case-insensitively (SearchMode LIKE) or exactly (EXACT).
+    _describe_domains_response_body.py: Domains.Domain[] {DomainName, PunyCode, DomainId,
+    ...}; AddDomain doc example: DomainName=中文.com, PunyCode=xn--fsq270a.com."""
+    number = int_param(p, "PageNumber", 1)
+    size = int_param(p, "PageSize", 20, high=100)
+    kw = (p.get("KeyWord") or "").lower()
+    exact = (p.get("SearchMode") or "LIKE").upper() == "EXACT"
+    rows = []
+    for i, zone in enumerate(sorted(b.state.dns_zones)):
+        if kw and ((zone != kw and puny(zone) != kw) if exact
+                   else (kw not in zone and kw not in puny(zone))):
+            continue
+        rows.append({"DomainName": zone, "PunyCode": puny(zone),
+                     "DomainId": f"00000000-0000-4000-8000-{i:012d}", "AliDomain": False,
+                     "RecordCount": len(b.state.dns_zones[zone]), "VersionCode": "mianfei",
+                     "VersionName": "Alibaba Cloud DNS", "Starmark": False,
+                     "ResourceGroupId": "rg-default"})
+    return {"Domains": {"Domain": page(rows, number, size)}, "PageNumber": number,
+            "PageSize": size, "TotalCount": len(rows)}
 
 
 def _record_view(r: dict[str, Any]) -> dict[str, Any]:
@@ -609,6 +777,8 @@ def _record_view(r: dict[str, Any]) -> dict[str, Any]:
 
 @action(ALIDNS, "AddDomainRecord", "DomainName", "RR", "Type", "Value")
 def add_domain_record(b: Backend, p: Params) -> dict[str, Any]:
+    """DomainName is the zone as DescribeDomains lists it (Unicode for an IDN zone).
+    Codes DomainRecordDuplicate / DomainRecordConflict / IncorrectDomainUser: ALIYUN.md."""
     zone = p["DomainName"].lower().rstrip(".")
     records = _zone(b, zone)
     rr, rtype, value = p["RR"].strip().lower() or "@", p["Type"].upper(), p["Value"]
@@ -648,10 +818,9 @@ def delete_domain_record(b: Backend, p: Params) -> dict[str, Any]:
                    "The DNS record does not belong to you.")
 
 
-def _filtered(records: list[dict[str, Any]], p: Params, default_size: int = 20
-              ) -> dict[str, Any]:
+def _filtered(records: list[dict[str, Any]], p: Params, high: int) -> dict[str, Any]:
     number = int_param(p, "PageNumber", 1)
-    size = int_param(p, "PageSize", default_size, high=500)
+    size = int_param(p, "PageSize", 20, high=high)
     records = sorted(records, key=lambda r: int(r["RecordId"]))
     return {"DomainRecords": {"Record": [_record_view(r) for r in page(records, number, size)]},
             "PageNumber": number, "PageSize": size, "TotalCount": len(records)}
@@ -659,6 +828,9 @@ def _filtered(records: list[dict[str, Any]], p: Params, default_size: int = 20
 
 @action(ALIDNS, "DescribeSubDomainRecords", "SubDomain")
 def describe_sub_domain_records(b: Backend, p: Params) -> dict[str, Any]:
+    """SDK _describe_sub_domain_records_request.py: PageSize "Maximum value: 100" (not the
+    500 of DescribeDomainRecords). assumption: SubDomain names the record under the zone in
+    the same form as DomainName (Unicode for an IDN zone); ASCII is accepted as well."""
     name = p["SubDomain"].strip().lower().rstrip(".")
     zone = (p.get("DomainName") or "").lower().rstrip(".") or zone_for(b, name)
     if zone is None:
@@ -666,8 +838,8 @@ def describe_sub_domain_records(b: Backend, p: Params) -> dict[str, Any]:
     records = _zone(b, zone)
     rtype = (p.get("Type") or "").upper()
     hits = [r for r in records.values()
-            if fqdn(zone, r["RR"]) == name and (not rtype or r["Type"] == rtype)]
-    return _filtered(hits, p)
+            if fqdn(zone, r["RR"]) == puny(name) and (not rtype or r["Type"] == rtype)]
+    return _filtered(hits, p, 100)
 
 
 @action(ALIDNS, "DescribeDomainRecords", "DomainName")
@@ -682,4 +854,4 @@ def describe_domain_records(b: Backend, p: Params) -> dict[str, Any]:
             if rr_kw in r["RR"] and (not type_kw or r["Type"] == type_kw)
             and value_kw in r["Value"].lower()
             and (not kw or kw in r["RR"] or kw in r["Value"].lower())]
-    return _filtered(hits, p)
+    return _filtered(hits, p, 500)  # SDK: DescribeDomainRecords PageSize maximum 500

@@ -22,7 +22,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .mqtt import new_instance
 from .mqtt import register_device as _register_device
-from .products import ACTIONS, HOSTS, VERSIONS, ActionSpec, new_apigw_domain, new_cdn_domain
+from .products import (
+    ACTIONS,
+    HOSTS,
+    VERSIONS,
+    ActionSpec,
+    cdn_stored_name,
+    new_apigw_domain,
+    new_cdn_domain,
+    unicode_zone,
+)
 from .signature import (
     RPC_COMMON_PARAMS,
     V3_ALGORITHM,
@@ -43,10 +52,22 @@ from .state import ApiError, Backend, EmulatorState, TxtSink
 
 @dataclass
 class _Rule:
-    kind: str  # "throttle" | "5xx"
+    kind: str  # "throttle" | "5xx" | "lose"
     action: str | None
     remaining: int
-    retry_after_ms: int = 0
+    retry_after_ms: int | None = 0
+    code: str = "Throttling.User"
+    status: int = 400
+
+
+#: Throttling answers of the real services (code -> HTTP status). terraform-provider-alicloud
+#: alicloud/errors.go NeedRetry: Throttling, Throttling.User, Throttling.Api,
+#: Rejected.Throttling, ServiceUnavailable; ApsaraMQ for MQTT status-code notice
+#: (help.aliyun.com/zh/apsaramq-for-mqtt/.../adjustment-of-http-status-code...):
+#: SystemOverFlow "系统限流,请重试" is HTTP 403.
+THROTTLE_STATUS = {"Throttling": 400, "Throttling.User": 400, "Throttling.Api": 400,
+                   "Rejected.Throttling": 400, "SystemOverFlow": 403,
+                   "ServiceUnavailable": 503}
 
 
 @dataclass
@@ -62,12 +83,19 @@ class Faults:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def throttle(self, action: str | None = None, count: int = 1,
-                 retry_after_ms: int = 200) -> None:
-        """The next ``count`` matching calls get 400 ``Throttling.User`` with the
-        ``x-acs-retry-after`` header (milliseconds), which makes the SDK raise
-        ``ThrottlingException`` carrying ``retry_after``."""
+                 retry_after_ms: int | None = 200, code: str = "Throttling.User") -> None:
+        """The next ``count`` matching calls get ``code`` (HTTP status per THROTTLE_STATUS),
+        with the ``x-acs-retry-after`` header (milliseconds) unless ``retry_after_ms`` is
+        None; the header makes the SDK raise ``ThrottlingException`` carrying it."""
         with self._lock:
-            self._rules.append(_Rule("throttle", action, count, retry_after_ms))
+            self._rules.append(_Rule("throttle", action, count, retry_after_ms, code,
+                                     THROTTLE_STATUS.get(code, 400)))
+
+    def lose_response(self, action: str | None = None, count: int = 1) -> None:
+        """The next ``count`` matching calls are carried out, then the connection closes
+        without an answer: the lost response a client retries after."""
+        with self._lock:
+            self._rules.append(_Rule("lose", action, count))
 
     def fail_5xx(self, count: int, action: str | None = None) -> None:
         """The next ``count`` matching calls get 503 ``ServiceUnavailable``."""
@@ -87,15 +115,27 @@ class Faults:
     def delay(self) -> float:
         return self._latency
 
+    def take_lost(self, action: str) -> bool:
+        """Whether this call's answer is to be lost (consumes one count)."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.kind == "lose" and rule.remaining > 0 and rule.action in (None, action):
+                    rule.remaining -= 1
+                    return True
+        return False
+
     def take(self, action: str) -> ApiError | None:
         with self._lock:
             for rule in self._rules:
+                if rule.kind == "lose":
+                    continue
                 if rule.remaining > 0 and rule.action in (None, action):
                     rule.remaining -= 1
                     if rule.kind == "throttle":
-                        return ApiError(400, "Throttling.User",
-                                        "Request was denied due to user flow control.",
-                                        {"x-acs-retry-after": str(rule.retry_after_ms)})
+                        headers = ({} if rule.retry_after_ms is None
+                                   else {"x-acs-retry-after": str(rule.retry_after_ms)})
+                        return ApiError(rule.status, rule.code,
+                                        "Request was denied due to flow control.", headers)
                     return ApiError(503, "ServiceUnavailable",
                                     "The request has failed due to a temporary failure of "
                                     "the server.")
@@ -185,15 +225,29 @@ class AliyunEmulator:
         return f"127.0.0.1:{self.port}"
 
     # ------------------------------------------------------------------ seeding
-    def add_cdn_domain(self, name: str) -> None:
+    def add_cdn_domain(self, name: str, *, status: str = "online", https: bool = False
+                       ) -> str:
+        """Add a CDN domain; ``*.x`` is stored as ``.x``, as the console does. Returns the
+        stored name."""
+        stored = cdn_stored_name(name)
         with self.state.lock:
-            self.state.cdn_domains[name.lower()] = new_cdn_domain(self._backend, name.lower(),
-                                                                  "cdn")
+            self.state.cdn_domains[stored] = new_cdn_domain(self._backend, stored, "cdn",
+                                                            status=status, https=https)
+        return stored
 
-    def add_dcdn_domain(self, name: str) -> None:
+    def add_dcdn_domain(self, name: str, *, status: str = "online", https: bool = False
+                        ) -> str:
+        stored = cdn_stored_name(name)
         with self.state.lock:
-            self.state.dcdn_domains[name.lower()] = new_cdn_domain(self._backend,
-                                                                   name.lower(), "dcdn")
+            self.state.dcdn_domains[stored] = new_cdn_domain(self._backend, stored, "dcdn",
+                                                             status=status, https=https)
+        return stored
+
+    def bind_by_hand(self, cert_id: int, product: str = "SLB", domain: str = "") -> None:
+        """Someone binds a CAS certificate to another product in the console (SLB, ALB,
+        WAF, ... reference ``<CertId>-<region>``); ListCertificates then lists it in use."""
+        with self.state.lock:
+            self.state.cas_hand_bound.setdefault(cert_id, []).append((product, domain))
 
     def add_apigateway_domain(self, group_id: str, domain: str,
                               region: str = "cn-hangzhou") -> None:
@@ -201,9 +255,14 @@ class AliyunEmulator:
             self.state.apigw_domains[(group_id, domain.lower())] = new_apigw_domain(
                 group_id, domain.lower(), region)
 
-    def add_dns_zone(self, zone: str) -> None:
+    def add_dns_zone(self, zone: str) -> str:
+        """Host a zone in Alidns; an IDN zone is kept (and listed) in Unicode, as AddDomain's
+        doc example shows (DomainName=中文.com, PunyCode=xn--fsq270a.com). Returns the name
+        Alidns lists."""
+        listed = unicode_zone(zone)
         with self.state.lock:
-            self.state.dns_zones.setdefault(zone.lower().rstrip("."), {})
+            self.state.dns_zones.setdefault(listed, {})
+        return listed
 
     def add_mqtt_instance(self, instance_id: str) -> str:
         """Create an instance and return its registration code."""
@@ -264,6 +323,9 @@ class AliyunEmulator:
             self.calls.append((action_name, dict(params)))
             with self.state.lock:
                 body = spec.handler(self._backend, params)
+            if self.faults.take_lost(action_name):
+                entry.update(status=0, code="(response lost)")
+                return 0, {}, {"RequestId": request_id}
             return 200, {}, {"RequestId": request_id, **body}
         except (ApiError, SignatureError) as err:
             headers = getattr(err, "headers", {})
@@ -403,6 +465,9 @@ class _Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)
         status, extra, payload = self.emulator.handle(req)
+        if status == 0:  # the action ran, but the answer never reaches the client
+            self.close_connection = True
+            return
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=utf-8")

@@ -58,8 +58,9 @@ class EmulatorState:
       "CertificateId", "CertificateName", "CertificateBody", "CertificatePrivateKey",
       "CaCertificateBody", "CertificateValidStart", "CertificateValidEnd" (ms),
       "DomainBindingStatus"}.
-    - ``dns_zones``: zone -> RecordId (str) -> {"RecordId", "DomainName", "RR", "Type",
-      "Value", "TTL", "Line", "Status", "Locked", "Weight", "Priority", "CreateTimestamp"}.
+    - ``dns_zones``: zone as Alidns lists it (Unicode for an IDN zone) -> RecordId (str)
+      -> {"RecordId", "DomainName", "RR", "Type", "Value", "TTL", "Line", "Status",
+      "Locked", "Weight", "Priority", "CreateTimestamp"}.
     - ``mqtt``: instance id -> {"RegisterCode": str, "CaCertificates": {Sn: {...}},
       "DeviceCertificates": {DeviceSn: {...}}} with the SDK's field names inside.
     """
@@ -71,6 +72,10 @@ class EmulatorState:
     apigw_domains: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     dns_zones: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     mqtt: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ClientToken of an UploadUserCertificate -> the CertId it created.
+    cas_tokens: dict[str, int] = field(default_factory=dict)
+    #: CertId -> [(CloudProduct, domain)] bound outside acmeali (console, SLB, WAF, ...).
+    cas_hand_bound: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     # Id counters: numbers shaped like the real ones (8-digit CertIds, long RecordIds).
     _cert_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(12345001),
@@ -164,6 +169,15 @@ def key_algorithm(cert: x509.Certificate) -> str:
     if isinstance(pub, rsa.RSAPublicKey):
         return "RSA"
     if isinstance(pub, ec.EllipticCurvePublicKey):
+        return "ECC"
+    return "UNKNOWN"
+
+
+def key_algorithm_of_key(key_pem: str) -> str:
+    key = load_key(key_pem, "private key")
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RSA"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
         return "ECC"
     return "UNKNOWN"
 
