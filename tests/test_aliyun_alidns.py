@@ -65,7 +65,7 @@ def test_apex_and_wildcard_share_a_name_and_foreign_records_stay(
                                               "someone-elses-value"])
     adds = emu.calls_of("AddDomainRecord")[-2:]
     assert {a["RR"] for a in adds} == {"_acme-challenge"} and {a["TTL"] for a in adds} == {"600"}
-    assert emu.calls_of("GetMainDomainName")[0]["InputString"] == f"_acme-challenge.{zone}"
+    assert emu.calls_of("DescribeDomains") and not emu.calls_of("GetMainDomainName")
 
     solver.wait_ready([apex, wild], time.monotonic() + 20)  # both values visible in DNS
 
@@ -73,20 +73,23 @@ def test_apex_and_wildcard_share_a_name_and_foreign_records_stay(
     assert _txt(emu, zone) == {foreign: "someone-elses-value"}
 
 
-def test_identical_record_is_reused_and_not_deleted(emu: AliyunEmulator,
-                                                    pebble: Pebble) -> None:
+def test_identical_record_is_adopted_and_deleted(emu: AliyunEmulator,
+                                                 pebble: Pebble) -> None:
+    """The same RR, type and value is this challenge's digest: ours (an earlier attempt's),
+    so it is deleted at cleanup too; a different value on the name stays."""
     zone = _zone()
     emu.add_dns_zone(zone)
     task = _task(f"www.{zone}")
-    existing = _add_by_hand(emu, zone, "_acme-challenge.www", task.txt_value)
+    _add_by_hand(emu, zone, "_acme-challenge.www", task.txt_value)
+    foreign = _add_by_hand(emu, zone, "_acme-challenge.www", "someone-elses-value")
     other = _task(f"www.{zone}")
     ui = make_ui()
     solver = AlidnsSolver(_settings(pebble), ui, settings_for(emu))
     solver.present([task, other])
     assert any(c == "DomainRecordDuplicate" for _, c in emu.errors)
-    assert emu.calls_of("DescribeSubDomainRecords")
+    assert [int(c["PageSize"]) for c in emu.calls_of("DescribeSubDomainRecords")] == [100]
     solver.cleanup([task, other])
-    assert _txt(emu, zone) == {existing: task.txt_value}  # ours gone, the old one kept
+    assert _txt(emu, zone) == {foreign: "someone-elses-value"}
 
 
 def test_configured_zone_skips_the_lookup(emu: AliyunEmulator, pebble: Pebble) -> None:
@@ -95,7 +98,7 @@ def test_configured_zone_skips_the_lookup(emu: AliyunEmulator, pebble: Pebble) -
     task = _task(f"a.b.{zone}")
     solver = AlidnsSolver(_settings(pebble, dns_zone=zone), make_ui(), settings_for(emu))
     solver.present([task])
-    assert not emu.calls_of("GetMainDomainName")
+    assert not emu.calls_of("GetMainDomainName") and not emu.calls_of("DescribeDomains")
     (add,) = emu.calls_of("AddDomainRecord")
     assert add["DomainName"] == zone and add["RR"] == "_acme-challenge.a.b"
     solver.cleanup([task])
@@ -126,3 +129,64 @@ def test_zone_not_in_account_is_a_clear_error(emu: AliyunEmulator, pebble: Pebbl
     text = info.value.render()
     assert "zone" in text and "dns_zone" in text
     solver.cleanup([])  # nothing to do, never raises
+
+
+# ----------------------------------------------------------------- issue 11: as documented
+def test_delegated_sub_zone_found_by_listing_the_account_zones(
+        emu: AliyunEmulator, pebble: Pebble) -> None:
+    """dev.corp.<base> is hosted here, corp.<base> and <base> are not: GetMainDomainName
+    (public suffix) would say <base>; DescribeDomains finds the sub-zone, all pages."""
+    base = _zone()
+    zone = emu.add_dns_zone(f"dev.corp.{base}")
+    for i in range(150):  # two pages of 100
+        emu.add_dns_zone(f"filler{i:03d}.{base}")
+    task = _task(f"www.{zone}")
+    solver = AlidnsSolver(_settings(pebble), make_ui(), settings_for(emu))
+    solver.present([task])
+    (add,) = emu.calls_of("AddDomainRecord")
+    assert (add["DomainName"], add["RR"]) == (zone, "_acme-challenge.www")
+    assert [(c["PageNumber"], c["PageSize"]) for c in emu.calls_of("DescribeDomains")] == [
+        ("1", "100"), ("2", "100")]
+    solver.wait_ready([task], time.monotonic() + 20)
+    solver.cleanup([task])
+    assert _txt(emu, zone) == {}
+    # listed once per run: a second solver in the same process asks no more
+    again = AlidnsSolver(_settings(pebble), make_ui(), settings_for(emu))
+    again.present([_task(zone)])
+    assert len(emu.calls_of("DescribeDomains")) == 2
+
+
+def test_idn_zone_named_in_unicode_record_in_ascii(emu: AliyunEmulator,
+                                                   pebble: Pebble) -> None:
+    label = f"bücher{uuid.uuid4().hex[:6]}"
+    listed = emu.add_dns_zone(f"{label}.test")
+    assert listed == f"{label}.test"
+    ascii_zone = f"{label.encode('idna').decode()}.test"
+    task = _task(f"www.{ascii_zone}")  # names reach the solver in punycode
+    solver = AlidnsSolver(_settings(pebble), make_ui(), settings_for(emu))
+    solver.present([task])
+    (add,) = emu.calls_of("AddDomainRecord")
+    assert (add["DomainName"], add["RR"]) == (listed, "_acme-challenge.www")
+    solver.wait_ready([task], time.monotonic() + 20)  # visible under the ASCII name
+    solver.cleanup([task])
+    assert _txt(emu, listed) == {}
+    # dns_zone given in punycode: still sent as Alidns lists it
+    solver = AlidnsSolver(_settings(pebble, dns_zone=ascii_zone), make_ui(), settings_for(emu))
+    solver.present([task])
+    assert emu.calls_of("AddDomainRecord")[-1]["DomainName"] == listed
+    solver.cleanup([task])
+    assert _txt(emu, listed) == {}
+
+
+def test_add_whose_answer_was_lost_leaves_no_record_behind(
+        emu: AliyunEmulator, pebble: Pebble) -> None:
+    zone = _zone()
+    emu.add_dns_zone(zone)
+    emu.faults.lose_response("AddDomainRecord")
+    task = _task(zone)
+    solver = AlidnsSolver(_settings(pebble), make_ui(), settings_for(emu))
+    solver.present([task])
+    assert len(emu.calls_of("AddDomainRecord")) == 2  # carried out, answer lost, retried
+    assert ("AddDomainRecord", "DomainRecordDuplicate") in emu.errors
+    solver.cleanup([task])
+    assert _txt(emu, zone) == {}

@@ -159,3 +159,40 @@ def test_certificate_without_a_common_name(emu: AliyunEmulator, ca: TinyCA) -> N
     lin.meta.deployments.clear()
     assert _run(emu, lin, ["cas"])["cas"][0]
     assert len(emu.calls_of("UploadUserCertificate")) == 1
+
+
+# --------------------------------------------------------------------- retries
+@pytest.mark.parametrize("code", ["Throttling", "Throttling.Api", "Rejected.Throttling",
+                                  "SystemOverFlow", "ServiceUnavailable"])
+def test_documented_throttling_codes_are_retried(emu: AliyunEmulator, code: str) -> None:
+    from acmeali.aliyun import call, make_client
+
+    emu.add_mqtt_instance("mqtt-cn-throttle")
+    emu.faults.throttle("GetRegisterCode", count=2, retry_after_ms=None, code=code)
+    body = call(make_client("mqtt", settings_for(emu)), "GetRegisterCode",
+                {"MqttInstanceId": "mqtt-cn-throttle"})
+    assert body["RegisterCode"]
+    assert [c for _, c in emu.errors] == [code, code]
+
+
+def test_retry_after_header_is_honoured_for_rejected_throttling(emu: AliyunEmulator) -> None:
+    import time
+
+    from acmeali.aliyun import call, make_client
+
+    emu.faults.throttle("DescribeUserDomains", count=2, retry_after_ms=400,
+                        code="Rejected.Throttling")
+    start = time.monotonic()
+    call(make_client("cdn", settings_for(emu)), "DescribeUserDomains", {})
+    assert time.monotonic() - start >= 0.8
+
+
+def test_throttling_error_has_a_hint_when_retries_run_out(emu: AliyunEmulator) -> None:
+    from acmeali.aliyun import AliyunError, call, make_client
+
+    emu.add_mqtt_instance("mqtt-cn-busy")
+    emu.faults.throttle(count=50, retry_after_ms=None, code="SystemOverFlow")
+    with pytest.raises(AliyunError) as info:
+        call(make_client("mqtt", settings_for(emu)), "GetRegisterCode",
+             {"MqttInstanceId": "mqtt-cn-busy"}, attempts=2)
+    assert "throttling" in info.value.render()

@@ -51,7 +51,8 @@ def test_register_and_manage_ca_and_devices(cli: Cli, aliyun: Any, tmp_path: Pat
     assert call["CaName"] == "fleet CA"
     assert call["CaContent"].strip() == ca.cert_pem.decode().strip()
     ver = x509.load_pem_x509_certificate(call["VerificationContent"].encode())
-    assert ver.subject.rfc4514_string() == f"CN={aliyun.add_mqtt_instance(INSTANCE)}"
+    code = aliyun.state.mqtt[INSTANCE]["CaCertificates"][sn]["RegistrationCode"]
+    assert ver.subject.rfc4514_string() == f"CN={code}"
     # the verification certificate was kept in memory, not left behind
     assert sorted(p.name for p in (tmp_path / "ca").iterdir()) == ["CA.crt", "CA.key",
                                                                    "serials.txt"]
@@ -169,3 +170,46 @@ def test_local_ca_server_cert_deployed_for_the_instance(cli: Cli, aliyun: Any,
     r = cli("deploy", "--cert", str(chain), "--target", "cas", code=2)
     assert "--key" in r.stderr
     assert len(aliyun.calls_of("UploadUserCertificate")) == 1
+
+
+# ----------------------------------------------------------------- issue 11: as documented
+def test_listing_more_than_a_page_when_total_counts_pages(cli: Cli, aliyun: Any,
+                                                          tmp_path: Path) -> None:
+    """ListCaCertificate/ListDeviceCertificate document Data.Total as the number of pages:
+    150 CAs are 2 pages, and all 150 are listed."""
+    from tests.emulator.mqtt import new_instance
+
+    with aliyun.state.lock:
+        inst = aliyun.state.mqtt.setdefault("mqtt-cn-many", new_instance())
+        for i in range(150):
+            sn = f"{i + 1:040x}"
+            inst["CaCertificates"][sn] = {"Sn": sn, "CaName": f"ca-{i}", "Status": "1",
+                                          "ValidBegin": "0", "ValidEnd": "0"}
+            inst["DeviceCertificates"][f"d{sn}"] = {
+                "DeviceSn": f"d{sn}", "CaSn": sn, "DeviceName": f"dev-{i}", "Status": "1",
+                "ValidBegin": "0", "ValidEnd": "0"}
+    listed = json.loads(cli("mqtt", "ca", "list", "--instance", "mqtt-cn-many",
+                            "--json").stdout)
+    assert len(listed) == 150
+    devices = json.loads(cli("mqtt", "device", "list", "--instance", "mqtt-cn-many",
+                             "--json").stdout)
+    assert len(devices) == 150
+    pages = [p["PageNo"] for p in aliyun.calls_of("ListCaCertificate")]
+    assert pages == ["1", "2"]
+
+
+def test_real_error_codes_get_hints_and_region_is_an_option(cli: Cli, aliyun: Any,
+                                                            tmp_path: Path) -> None:
+    r = cli("mqtt", "ca", "list", "--instance", "mqtt-cn-elsewhere", "--region",
+            "cn-shanghai", code=1)
+    assert "MqttInstanceNotFound" in r.stderr and "--region" in r.stderr
+    r = cli("mqtt", "ca", "show", "--instance", INSTANCE, "--sn", "00ab", code=1)
+    assert "FindCaBySnError" in r.stderr and "mqtt ca list" in r.stderr
+
+
+def test_region_option_picks_the_regional_endpoint() -> None:
+    from acmeali.aliyun.clients import endpoint_for
+    from acmeali.config import AliyunSettings
+
+    assert endpoint_for("mqtt", AliyunSettings(), "cn-shanghai") == (
+        "onsmqtt.cn-shanghai.aliyuncs.com")

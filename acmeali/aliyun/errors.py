@@ -81,16 +81,46 @@ def hint_for(code: str | None, service: str, action: str,
         needed = auth_action or ram_action(service, action)
         return (f"the RAM identity lacks the permission {needed}; grant it in a RAM policy "
                 "(docs/alibaba-cloud.md has least-privilege policies per feature)")
-    if code in ("Throttling", "Throttling.User", "Throttling.Api", "ServiceUnavailable"):
-        return "Alibaba Cloud kept refusing the request; run again later"
+    if (code.startswith("Throttling") or code in ("Rejected.Throttling", "SystemOverFlow",
+                                                  "ServiceUnavailable")):
+        return "Alibaba Cloud kept refusing the request (throttling); run again later"
     if code in ("InvalidDomain.NotFound", "InvalidDomain.Offline", "DomainNotExist"):
         return "check the domain name in the deploy target and that it belongs to this account"
-    if code in ("IncorrectDomainUser", "DomainRecordNotBelongToUser", "InvalidDomainName.NoExist"):
+    if code in ("IncorrectDomainUser", "DomainRecordNotBelongToUser"):
         return ("the DNS zone is not in this Alibaba Cloud account's Alidns; set dns_zone or "
                 "use the account that hosts the zone")
+    if code == "InvalidDomainName.NoExist":
+        return ("Alidns does not know this zone name: check that this account hosts it; an "
+                "internationalised zone must be named as Alidns lists it (in Unicode)")
+    mqtt = _MQTT_HINTS.get(code)
+    if mqtt is not None:
+        return mqtt
     if code == "QuotaExceeded.Record":
         return "the zone's record quota is full; delete stale records"
     return None
+
+
+# ApsaraMQ for MQTT's documented codes ("MQTT OpenAPI状态码调整").
+_MQTT_HINTS = {
+    "MqttInstanceNotFound": "no MQTT instance with this id in this region; check --instance "
+                            "and --region (or [aliyun] region)",
+    "MqttOwnerCheckError": "the MQTT instance belongs to another account; use its owner's "
+                           "credentials",
+    "CertificateContentError": "the certificate content was refused: a CA must carry "
+                               "BasicConstraints CA:TRUE, be valid now, and have signed the "
+                               "verification certificate",
+    "RegisterCodeError": "the verification certificate's CN is not this instance's "
+                         "registration code; run register-ca again (it fetches a fresh code)",
+    "RegisterCodeUsed": "registration codes are single-use; run register-ca again (it fetches "
+                        "a fresh code)",
+    "SnNotUnique": "a CA with this serial number is already registered (serials must be "
+                   "unique across MQTT); see `acmeali mqtt ca list`",
+    "CaNumExceed": "the instance holds the maximum number of CA certificates; delete one "
+                   "first (`acmeali mqtt ca delete`)",
+    "FindCaBySnError": "no CA with this Sn on the instance; see `acmeali mqtt ca list`",
+    "ParameterFieldCheckFailed": "a parameter was refused; check --instance, --sn and "
+                                 "--device-sn against `acmeali mqtt ... list`",
+}
 
 
 def _attr(exc: BaseException, *names: str) -> Any:

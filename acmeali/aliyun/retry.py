@@ -5,9 +5,10 @@ every call goes through :func:`call`, which owns the policy:
 
 - throttling (``ThrottlingException``, raised whenever the response carries
   ``x-acs-retry-after``) waits exactly what the header says, in milliseconds;
-- 5xx answers, ``Throttling*``/``ServiceUnavailable`` codes without the header, and
-  connection errors (``UnretryableException`` wrapping a transport error) back off
-  exponentially with jitter;
+- 5xx answers, the throttling codes without the header (``Throttling``, ``Throttling.*``,
+  ``Rejected.Throttling`` -- terraform-provider-alicloud's NeedRetry -- and ApsaraMQ for
+  MQTT's ``SystemOverFlow``, an HTTP 403), ``ServiceUnavailable``, and connection errors
+  (``UnretryableException`` wrapping a transport error) back off exponentially with jitter;
 - everything is bounded: at most ``attempts`` tries and ``budget`` seconds in total;
 - any other failure becomes an :class:`AliyunError` with Code, Message, RequestId and a hint.
 
@@ -40,6 +41,10 @@ SECRET_PARAMS = frozenset({"Key", "SSLPri", "CertificatePrivateKey", "PrivateKey
                            "EncryptPrivateKey", "SignPrivateKey", "SecurityToken"})
 BULKY_PARAMS = frozenset({"Cert", "SSLPub", "CertificateBody", "CaCertificateBody",
                           "CaContent", "VerificationContent", "EncryptCert", "SignCert"})
+
+#: Codes that mean "too many requests / try again", whatever the HTTP status.
+RETRY_CODES = frozenset({"Throttling", "Rejected.Throttling", "SystemOverFlow",
+                         "ServiceUnavailable", "InternalError"})
 
 _method_cache: dict[tuple[type, str], str] = {}
 _cache_lock = threading.Lock()
@@ -121,7 +126,7 @@ def _retry_delay(exc: BaseException) -> tuple[bool, float | None]:
     code = str(getattr(exc, "code", "") or "")
     if name == "ServerException" or (isinstance(status, int) and status >= 500):
         return True, None
-    if code.startswith("Throttling") or code in ("ServiceUnavailable", "InternalError"):
+    if code.startswith("Throttling.") or code in RETRY_CODES:
         return True, None
     if name == "UnretryableException":
         inner = getattr(exc, "inner_exception", None)

@@ -31,6 +31,7 @@ def register(cp: CommandParsers) -> None:
     p = sub.add("register-ca", help="GetRegisterCode -> verification certificate -> "
                                     "RegisterCaCertificate; prints the CA's Sn")
     p.add_argument("--instance", required=True, metavar="ID", help="MQTT instance id")
+    _region_arg(p)
     p.add_argument("--ca", required=True, metavar="DIR", help="CA directory (acmeali ca init)")
     p.add_argument("--ca-passphrase-file", metavar="FILE",
                    help="file holding the passphrase of an encrypted CA.key")
@@ -47,6 +48,7 @@ def register(cp: CommandParsers) -> None:
                          ("delete", "delete a CA and the records of its device certificates")):
         p = ca_sub.add(action, help=text)
         p.add_argument("--instance", required=True, metavar="ID", help="MQTT instance id")
+        _region_arg(p)
         p.add_argument("--sn", required=action != "list", metavar="SN",
                        help="CA serial number (Sn) as the service reports it")
         if action in ("list", "show"):
@@ -63,6 +65,7 @@ def register(cp: CommandParsers) -> None:
                                     "while its CA is active)")):
         p = dev_sub.add(action, help=text)
         p.add_argument("--instance", required=True, metavar="ID", help="MQTT instance id")
+        _region_arg(p)
         p.add_argument("--ca-sn", required=action != "list", metavar="SN", help="the CA's Sn")
         p.add_argument("--device-sn", required=action != "list", metavar="SN",
                        help="the device certificate's Sn")
@@ -72,6 +75,12 @@ def register(cp: CommandParsers) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+def _region_arg(p: Any) -> None:
+    p.add_argument("--region", metavar="REGION",
+                   help="the instance's region, e.g. cn-shanghai (default: [aliyun] region); "
+                        "the endpoint is onsmqtt.<region>.aliyuncs.com")
+
+
 def _models() -> Any:
     """The OnsMqtt request models, loaded on use (the SDK costs most of a second)."""
     import importlib
@@ -82,7 +91,8 @@ def _models() -> Any:
 def _client(ctx: Context) -> Any:
     from acmeali.aliyun.clients import make_client
 
-    return make_client("mqtt", ctx.config.aliyun)
+    region = str(ctx.arg("region") or "").strip() or None
+    return make_client("mqtt", ctx.config.aliyun, region=region)
 
 
 def _call(client: Any, action: str, request: Any) -> dict[str, Any]:
@@ -126,7 +136,13 @@ def _table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
 
 
 def _paged(fetch: Callable[[str], dict[str, Any]], list_key: str) -> list[dict[str, Any]]:
-    """Every page: ListCaCertificate and friends take PageNo/PageSize as strings."""
+    """Every page: ListCaCertificate and friends take PageNo/PageSize as strings.
+
+    ``Data.Total`` is documented as the *page count* for ListCaCertificate and
+    ListDeviceCertificate ("Maximum number of pages", SDK models.py) but as the item count
+    for ListDeviceCertificateByCaSn, so it is never compared with the items seen: the
+    listing stops on a short or empty page, or once the page number reaches ``Total``
+    (which ends early under neither reading)."""
     items: list[dict[str, Any]] = []
     for page in range(1, 10_000):
         body = fetch(str(page))
@@ -137,7 +153,7 @@ def _paged(fetch: Callable[[str], dict[str, Any]], list_key: str) -> list[dict[s
             total_n = int(total) if total is not None else None
         except (TypeError, ValueError):
             total_n = None
-        if not got or len(got) < PAGE_SIZE or (total_n is not None and len(items) >= total_n):
+        if len(got) < PAGE_SIZE or (total_n is not None and page >= total_n):
             break
     return items
 

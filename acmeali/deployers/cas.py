@@ -89,14 +89,17 @@ def _is_gone(exc: AliyunError) -> bool:
     return "notfound" in code.replace(".", "") or "notexist" in code or exc.status == 404
 
 
-def ensure_uploaded(ctx: DeployContext) -> CasCert:
-    """The live certificate's CAS entry: reused if already there, uploaded otherwise."""
+def ensure_uploaded(ctx: DeployContext, key_pem: str | None = None) -> CasCert:
+    """The live certificate's CAS entry: reused if already there, uploaded otherwise.
+
+    ``key_pem`` is the key in the form the consuming product wants (default: RSA as PKCS#1,
+    which CDN/DCDN document; the MQTT server-certificate guide hosts a PKCS#8 key)."""
     with ctx.cas_lock:
         if ctx.cas is None:
             if ctx.cas_error is not None:  # one failed attempt per run, not one per target
                 raise ctx.cas_error
             try:
-                ctx.cas = _ensure(ctx)
+                ctx.cas = _ensure(ctx, key_pem or ctx.cert.key_alibaba_pem)
             except Exception as exc:
                 ctx.cas_error = exc
                 raise
@@ -109,7 +112,7 @@ def _region(ctx: DeployContext) -> str:
     return cas_region(ctx.settings)
 
 
-def _ensure(ctx: DeployContext) -> CasCert:
+def _ensure(ctx: DeployContext, key_pem: str) -> CasCert:
     region = _region(ctx)
     fp = ctx.cert.fingerprint
     # 1. an upload we recorded: one cheap detail call confirms it is still there.
@@ -138,7 +141,7 @@ def _ensure(ctx: DeployContext) -> CasCert:
     name = name_for(ctx)
     try:
         body = ctx.api("cas", "UploadUserCertificate", {
-            "Name": name, "Cert": ctx.cert.fullchain_pem, "Key": ctx.cert.key_alibaba_pem,
+            "Name": name, "Cert": ctx.cert.fullchain_pem, "Key": key_pem,
             "ClientToken": client_token(ctx)})
     except AliyunError as exc:
         # A duplicate name means an earlier attempt got through after all: find it.

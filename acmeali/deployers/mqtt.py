@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 def deploy(ctx: DeployContext, target: Target) -> TargetResult:
     instance = target.instance_id or ""
-    cas = ensure_uploaded(ctx)
+    # Alibaba's MQTT server-certificate guide converts the key to PKCS#8 before hosting it.
+    cas = ensure_uploaded(ctx, ctx.cert.key_pkcs8_pem)
     previous = ctx.meta.deployments.get(target.spec)
     prev_details = previous.details if previous else {}
     prev_id = prev_details.get("cert_id")

@@ -4,12 +4,20 @@ What lego's alidns provider gets wrong, and this does not:
 - cleanup deletes only the records *this run created*, by RecordId. ``example.com`` and
   ``*.example.com`` put two TXT values on the same ``_acme-challenge.example.com``, and a
   user may keep TXT records of their own there;
-- an identical record already present (Alidns answers ``DomainRecordDuplicate``) is found
-  with ``DescribeSubDomainRecords`` (all pages) and reused, but not deleted afterwards,
-  because it was there before us;
-- the zone is the configured ``dns_zone`` or what ``GetMainDomainName`` says, after
-  following a CNAME on ``_acme-challenge`` (delegation of the challenge to another zone,
-  a common way to keep DNS write access away from the main zone).
+- an identical record already present (Alidns answers ``DomainRecordDuplicate``, e.g. on the
+  retry of an add whose answer was lost) is found with ``DescribeSubDomainRecords`` (all
+  pages of at most 100, the documented maximum) and treated as ours: the value is the digest
+  of this challenge's token, so nobody else can have published it, and it is deleted at
+  cleanup like any record we added -- no TXT record is left behind;
+- the zone is the configured ``dns_zone``, else the longest zone *this account hosts*
+  (``DescribeDomains``, every page, matched by ``DomainName`` or ``PunyCode``; listed once
+  per run), after following a CNAME on ``_acme-challenge`` (delegation of the challenge to
+  another zone, a common way to keep DNS write access away from the main zone).
+  ``GetMainDomainName`` splits by public suffix and ignores the account's zones, so a
+  delegated sub-zone (``dev.corp.example.com`` hosted here) needs the listing; it is only
+  the fallback when the listing is not allowed;
+- an IDN zone is sent exactly as Alidns lists it, in Unicode (Alidns answers
+  ``InvalidDomainName.NoExist`` to the punycode form); the record's ``RR`` stays ASCII.
 
 Every record is published before any waiting; propagation is checked by
 ``DnsSolver.wait_ready`` (authoritative servers, or ``dns_resolvers``).
@@ -18,6 +26,7 @@ Every record is published before any waiting; propagation is checked by
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +40,47 @@ from acmeali.ui import UI
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 500
+PAGE_SIZE = 100  # DescribeSubDomainRecords and DescribeDomains: "Maximum value: 100" (SDK)
 MAX_PAGES = 100
 CNAME_LOOKUP_LIFETIME = 10.0
+
+# The account's hosted zones, listed once per run (per endpoint/profile): [(as listed, ASCII)].
+_HOSTED: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+_HOSTED_LOCK = threading.Lock()
+
+
+def forget_zones() -> None:
+    """Drop the per-run zone listings (tests; a long-lived process after zone changes)."""
+    with _HOSTED_LOCK:
+        _HOSTED.clear()
+
+
+def ascii_name(name: str) -> str:
+    """``name`` in ASCII (punycode), lower case, no trailing dot."""
+    labels = name.strip().rstrip(".").lower().split(".")
+    return ".".join(lab if lab.isascii() else lab.encode("idna").decode("ascii")
+                    for lab in labels)
+
+
+def listed_form(zone: str) -> str:
+    """How Alidns lists a zone: IDN labels in Unicode (AddDomain's doc example lists
+    ``DomainName=中文.com`` with ``PunyCode=xn--fsq270a.com``)."""
+    labels = zone.strip().rstrip(".").lower().split(".")
+    out = []
+    for lab in labels:
+        try:
+            out.append(lab.encode("ascii").decode("idna") if lab.startswith("xn--") else lab)
+        except UnicodeError:
+            out.append(lab)
+    return ".".join(out)
+
+
+def _under(fqdn: str, zone_ascii: str) -> bool:
+    return fqdn == zone_ascii or fqdn.endswith("." + zone_ascii)
+
+
+def _rr(fqdn: str, zone_ascii: str) -> str:
+    return fqdn[: -len(zone_ascii) - 1] if fqdn != zone_ascii else "@"
 
 
 @dataclass
@@ -87,28 +134,79 @@ class AlidnsSolver(DnsSolver):
         self._targets[name] = target
         return target
 
+    def hosted_zones(self, *, fresh: bool = False) -> list[tuple[str, str]] | None:
+        """Every zone of the account as (DomainName as listed, ASCII form), from all pages
+        of ``DescribeDomains``; None when the RAM identity may not list them."""
+        a = self.aliyun
+        key = (a.endpoints.get("alidns", ""), a.region, a.site, a.profile or "", a.protocol)
+        with _HOSTED_LOCK:
+            if key in _HOSTED and not fresh:
+                return _HOSTED[key]
+        zones: list[tuple[str, str]] = []
+        try:
+            for page in range(1, MAX_PAGES + 1):
+                body = self._call("DescribeDomains", {"PageNumber": page,
+                                                      "PageSize": PAGE_SIZE})
+                items = (body.get("Domains") or {}).get("Domain") or []
+                for item in items:
+                    listed = str(item.get("DomainName") or "").strip().rstrip(".").lower()
+                    puny = str(item.get("PunyCode") or "").strip().rstrip(".").lower()
+                    if listed:
+                        zones.append((listed, puny or ascii_name(listed)))
+                total = int(body.get("TotalCount") or 0)
+                if len(items) < PAGE_SIZE or page * PAGE_SIZE >= total:
+                    break
+        except AliyunError as exc:
+            low = (exc.code or "").lower()
+            if not low.startswith(("forbidden", "nopermission", "noauth", "accessdenied")):
+                raise ChallengeError(f"Alidns cannot list the account's zones: {exc.message}",
+                                     hint=exc.hint) from None
+            self.ui.warn("Alidns: not allowed to list the account's zones (grant "
+                         "alidns:DescribeDomains, or set dns_zone); guessing the zone with "
+                         "GetMainDomainName, which ignores delegated sub-zones")
+            return None
+        with _HOSTED_LOCK:
+            _HOSTED[key] = zones
+        return zones
+
     def zone_of(self, fqdn: str) -> tuple[str, str]:
-        """(zone, RR) for ``fqdn``: the configured zone when it contains the name, else the
-        main domain Alidns reports (``GetMainDomainName``)."""
+        """(zone as Alidns lists it, RR) for ``fqdn`` (ASCII): the configured zone when it
+        contains the name, else the longest zone the account hosts that does."""
         if fqdn in self._zones:
             return self._zones[fqdn]
-        zone = (self.settings.dns_zone or "").rstrip(".").lower()
-        if zone and (fqdn == zone or fqdn.endswith("." + zone)):
-            rr = fqdn[: -len(zone) - 1] if fqdn != zone else "@"
-        else:
-            try:
-                body = self._call("GetMainDomainName", {"InputString": fqdn})
-            except AliyunError as exc:
-                raise ChallengeError(f"Alidns cannot tell the zone of {fqdn}: {exc.message}",
-                                     hint=exc.hint or "set dns_zone for this certificate"
-                                     ) from None
-            zone = str(body.get("DomainName") or "").rstrip(".").lower()
-            rr = str(body.get("RR") or "")
-            if not zone:
-                raise ChallengeError(f"Alidns returned no zone for {fqdn}",
-                                     hint="set dns_zone for this certificate")
-            if not rr:
-                rr = fqdn[: -len(zone) - 1] if fqdn != zone else "@"
+        configured = (self.settings.dns_zone or "").strip()
+        if configured and _under(fqdn, ascii_name(configured)):
+            zone, rr = listed_form(configured), _rr(fqdn, ascii_name(configured))
+            self._zones[fqdn] = (zone, rr)
+            return zone, rr
+        hosted = self.hosted_zones()
+        if hosted is not None:
+            matches = [(listed, puny) for listed, puny in hosted
+                       if _under(fqdn, puny) or _under(fqdn, ascii_name(listed))]
+            if not matches:  # a zone added since the listing? list once more
+                hosted = self.hosted_zones(fresh=True) or []
+                matches = [(listed, puny) for listed, puny in hosted
+                           if _under(fqdn, puny) or _under(fqdn, ascii_name(listed))]
+            if not matches:
+                raise ChallengeError(
+                    f"no Alidns zone of this Alibaba Cloud account contains {fqdn}",
+                    hint="host the zone (or a sub-zone) in this account's Alidns, set "
+                         "dns_zone, or CNAME _acme-challenge to a zone hosted here")
+            listed, puny = max(matches, key=lambda m: len(m[1]))
+            zone_ascii = puny if _under(fqdn, puny) else ascii_name(listed)
+            self._zones[fqdn] = (listed, _rr(fqdn, zone_ascii))
+            return self._zones[fqdn]
+        try:
+            body = self._call("GetMainDomainName", {"InputString": fqdn})
+        except AliyunError as exc:
+            raise ChallengeError(f"Alidns cannot tell the zone of {fqdn}: {exc.message}",
+                                 hint=exc.hint or "set dns_zone for this certificate"
+                                 ) from None
+        zone = listed_form(str(body.get("DomainName") or ""))
+        if not zone:
+            raise ChallengeError(f"Alidns returned no zone for {fqdn}",
+                                 hint="set dns_zone for this certificate")
+        rr = str(body.get("RR") or "") or _rr(fqdn, ascii_name(zone))
         self._zones[fqdn] = (zone, rr)
         return zone, rr
 
@@ -132,23 +230,26 @@ class AlidnsSolver(DnsSolver):
             if exc.code != "DomainRecordDuplicate":
                 raise ChallengeError(f"Alidns: cannot add the TXT record {fqdn}: "
                                      f"{exc.message}", hint=exc.hint) from None
-            existing = self._find(zone, fqdn, value)
+            sub = zone if rr == "@" else f"{rr}.{zone}"
+            existing = self._find(zone, sub, value)
             if existing is None:
                 raise ChallengeError(f"Alidns says a TXT record {fqdn} with this value exists, "
                                      "but does not list it") from None
-            log.info("TXT %s already holds the value (record %s); reusing it", fqdn, existing)
-            return _Record(zone, rr, fqdn, value, existing, created=False)
+            # Same RR, type and value: the digest of this challenge's token, so ours (most
+            # often our own add whose answer was lost, then retried); deleted at cleanup.
+            log.info("TXT %s already holds the value (record %s); adopting it", fqdn, existing)
+            return _Record(zone, rr, fqdn, value, existing, created=True)
         record_id = str(body.get("RecordId") or "")
         if not record_id:
             raise ChallengeError(f"Alidns AddDomainRecord for {fqdn} returned no RecordId")
         self.ui.detail(f"added TXT {fqdn} (record {record_id})")
         return _Record(zone, rr, fqdn, value, record_id, created=True)
 
-    def _find(self, zone: str, fqdn: str, value: str) -> str | None:
+    def _find(self, zone: str, sub: str, value: str) -> str | None:
         seen = 0
         for page in range(1, MAX_PAGES + 1):
             body = self._call("DescribeSubDomainRecords", {
-                "SubDomain": fqdn, "DomainName": zone, "Type": "TXT",
+                "SubDomain": sub, "DomainName": zone, "Type": "TXT",
                 "PageNumber": page, "PageSize": PAGE_SIZE})
             records = (body.get("DomainRecords") or {}).get("Record") or []
             for rec in records:

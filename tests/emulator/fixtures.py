@@ -23,8 +23,10 @@ def emu(aliyun: AliyunEmulator, monkeypatch: pytest.MonkeyPatch) -> AliyunEmulat
     """The emulator with its credentials in this process's environment and the SDK client
     cache emptied, for tests that call acmeali's Alibaba layer in-process."""
     from acmeali.aliyun import clear_clients
+    from acmeali.solvers.alidns import forget_zones
 
     for k, v in aliyun.env().items():
         monkeypatch.setenv(k, v)
     clear_clients()
+    forget_zones()  # the zone listing is cached per process, keyed by endpoint
     return aliyun
