@@ -120,3 +120,87 @@ def test_cloud_faults_ridden_out_and_failed_target_retried(tmp_path: Path, pebbl
     assert len(aliyun.calls_of("UploadUserCertificate")) == uploads_before  # reused, not re-sent
     assert run_acmeali("certs", "check", env=env).returncode == 0
     assert os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") is None  # nothing leaked to us
+
+
+def test_delegated_zone_wildcard_cdn_idn_zone_and_renewals_under_throttling(
+        tmp_path: Path, pebble: Pebble, aliyun: AliyunEmulator) -> None:
+    """Issue 11 end to end: the zone found without dns_zone (a delegated sub-zone hosted in
+    Alidns while its parents are not), cdn:auto to a wildcard (".x") CDN domain and an exact
+    one, a second lineage through an IDN zone, then two forced renewals under injected
+    Rejected.Throttling / SystemOverFlow: no TXT record is left, an old upload someone bound
+    by hand is kept, the unused one is deleted."""
+    import uuid
+
+    base = f"e2e{uuid.uuid4().hex[:8]}.test"  # unique: challtestsrv is session-wide
+    zone = aliyun.add_dns_zone(f"dev.corp.{base}")  # corp.<base>, <base>: not in Alidns
+    idn_zone = aliyun.add_dns_zone(f"bücher{uuid.uuid4().hex[:6]}.test")
+    idn_ascii = idn_zone.encode("idna").decode()
+    wild = aliyun.add_cdn_domain(f"*.{zone}", https=True)
+    assert wild == f".{zone}"
+    aliyun.add_cdn_domain(f"www.{zone}", https=True)
+    aliyun.add_cdn_domain(f"plain.{zone}", https=False)  # cdn:auto leaves HTTPS off alone
+    config = tmp_path / "acmeali.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n'
+        f'[acme]\nserver = "{pebble.directory_url}"\nca_bundle = "{pebble.ca_bundle}"\n'
+        'email = ["ops@example.test"]\nagree_tos = true\n'
+        f'[defaults]\ndns_resolvers = ["{pebble.challtestsrv.dns_address}"]\n'
+        "dns_timeout = 60\n" + aliyun.config_toml() + "[aliyun.cas]\nkeep_previous = 0\n")
+    env = dict(aliyun.env(), ACMEALI_CONFIG=str(config))
+
+    proc = run_acmeali("issue", "-d", zone, "-d", f"*.{zone}", "--dns", "alidns",
+                       "--deploy", "cdn:auto", env=env)
+    assert proc.returncode == 0, proc.stderr
+    adds = aliyun.calls_of("AddDomainRecord")
+    assert {(a["DomainName"], a["RR"]) for a in adds} == {(zone, "_acme-challenge")}
+    assert not aliyun.calls_of("GetMainDomainName")  # the account's zones were listed
+    (first_id,) = aliyun.state.cas_certs
+    assert {d: v["CertId"] for d, v in aliyun.state.cdn_domains.items()} == {
+        f".{zone}": first_id, f"www.{zone}": first_id, f"plain.{zone}": None}
+    assert [c["DomainName"] for c in aliyun.calls_of("SetCdnDomainSSLCertificate")] == [
+        f".{zone}", f"www.{zone}"]
+
+    # A second run through an IDN zone: DomainName as Alidns lists it, RR in ASCII.
+    proc = run_acmeali("issue", "-d", idn_zone, "-d", f"www.{idn_zone}", "--dns", "alidns",
+                       "--deploy", "cas", env=env)
+    assert proc.returncode == 0, proc.stderr
+    idn_adds = aliyun.calls_of("AddDomainRecord")[len(adds):]
+    assert {(a["DomainName"], a["RR"]) for a in idn_adds} == {
+        (idn_zone, "_acme-challenge"), (idn_zone, "_acme-challenge.www")}
+    assert (tmp_path / "state" / "live" / idn_ascii / "cert.pem").exists()
+    idn_first = max(aliyun.state.cas_certs)
+
+    # Someone binds the first upload to a load balancer by hand.
+    aliyun.bind_by_hand(first_id, "SLB", "lb-e2e")
+
+    def no_txt() -> bool:
+        return not any(r["Type"] == "TXT" for z in (zone, idn_zone)
+                       for r in aliyun.state.dns_zones[z].values())
+
+    ids_after: list[set[int]] = []
+    for _ in range(2):
+        aliyun.faults.throttle("AddDomainRecord", count=2, retry_after_ms=None,
+                               code="Rejected.Throttling")
+        aliyun.faults.throttle("UploadUserCertificate", count=1, retry_after_ms=None,
+                               code="SystemOverFlow")
+        aliyun.faults.throttle("ListCertificates", count=1, retry_after_ms=100,
+                               code="Rejected.Throttling")
+        aliyun.faults.lose_response("AddDomainRecord", count=1)
+        proc = run_acmeali("renew", "--force", env=env, timeout=240)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert no_txt(), aliyun.state.dns_zones
+        ids_after.append(set(aliyun.state.cas_certs))
+    codes = [c for _, c in aliyun.errors]
+    assert codes.count("Rejected.Throttling") >= 4 and codes.count("SystemOverFlow") >= 2
+    assert "DomainRecordDuplicate" in codes  # the lost answer's retry, adopted and deleted
+
+    live = aliyun.state.cdn_domains[f".{zone}"]["CertId"]
+    assert aliyun.state.cdn_domains[f"www.{zone}"]["CertId"] == live
+    # kept: the hand-bound first upload and the live ones; deleted: everything else
+    assert first_id in ids_after[0] and first_id in ids_after[1]
+    assert idn_first not in ids_after[0]  # nobody used it
+    assert len(ids_after[1]) == 3 and live in ids_after[1]  # hand-bound + two live ones
+    assert not (ids_after[0] - {first_id}) & ids_after[1]  # round one's uploads: deleted
+    deleted = {int(c["CertId"]) for c in aliyun.calls_of("DeleteUserCertificate")}
+    assert first_id not in deleted
+    assert deleted == {idn_first} | (ids_after[0] - {first_id})
