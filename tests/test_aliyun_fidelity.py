@@ -196,3 +196,34 @@ def test_throttling_error_has_a_hint_when_retries_run_out(emu: AliyunEmulator) -
         call(make_client("mqtt", settings_for(emu)), "GetRegisterCode",
              {"MqttInstanceId": "mqtt-cn-busy"}, attempts=2)
     assert "throttling" in info.value.render()
+
+
+# --------------------------------------------------------------------- packaging
+def test_dependency_floors_are_the_tested_versions() -> None:
+    """The code imports tea-openapi 0.4.x modules (utils_models, exceptions); every Alibaba
+    SDK's floor is the version this suite runs with, so no resolver picks an older one."""
+    import re
+    from importlib.metadata import version
+    from pathlib import Path
+
+    import tomllib
+
+    deps = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml")
+                         .read_text())["project"]["dependencies"]
+    floors = {m.group(1): m.group(2) for d in deps
+              if (m := re.match(r"(alibabacloud-[a-z0-9-]+)>=([0-9.]+)", d))}
+
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in v.split(".")[:3])
+
+    # the versions the suite was written and run against (ALIYUN.md)
+    tested = {"alibabacloud-tea-openapi": (0, 4, 5), "alibabacloud-credentials": (1, 0, 12),
+              "alibabacloud-cas20200407": (3, 9, 4), "alibabacloud-cdn20180510": (9, 2, 0),
+              "alibabacloud-dcdn20180115": (3, 1, 0),
+              "alibabacloud-cloudapi20160714": (4, 9, 0),
+              "alibabacloud-alidns20150109": (4, 6, 1),
+              "alibabacloud-onsmqtt20200420": (1, 7, 1)}
+    for package, floor in tested.items():
+        assert key(floors[package]) >= floor, (package, floors[package])
+    for package, floor_text in floors.items():  # no floor above what is installed
+        assert key(floor_text) <= key(version(package)), (package, floor_text)
