@@ -143,7 +143,9 @@ def cas_get(backend: Backend, raw_id: str) -> dict[str, Any]:
 
 @action(CAS, "UploadUserCertificate", "Name", "Cert", "Key")
 def upload_user_certificate(b: Backend, p: Params) -> dict[str, Any]:
-    """Store an uploaded certificate; names are unique per account, at most 63 chars.
+    """Store an uploaded certificate; names are unique per account, at most 63 chars
+    (SDK _upload_user_certificate_request.py: "Maximum length: 63 characters"; ALIYUN.md:
+    "The certificate name already exists.").
 
     GUESS: uploading the same certificate twice under two names is allowed here (we
     found no statement either way); the duplicate *name* is refused as documented.
@@ -188,7 +190,8 @@ def upload_user_certificate(b: Backend, p: Params) -> dict[str, Any]:
 def list_user_certificate_order(b: Backend, p: Params) -> dict[str, Any]:
     """Uploads are listed only for OrderType CERT or UPLOAD (default CPACK lists orders,
     of which the emulator has none). Without Status only valid certificates (ISSUED,
-    WILLEXPIRED) are listed, as the API documents."""
+    WILLEXPIRED) are listed, as the API documents (SDK
+    _list_user_certificate_order_request.py; TotalCount = entries)."""
     order_type = (p.get("OrderType") or "CPACK").upper()
     current = int_param(p, "CurrentPage", 1)
     size = int_param(p, "ShowSize", 50, high=1000)
@@ -222,6 +225,8 @@ def list_user_certificate_order(b: Backend, p: Params) -> dict[str, Any]:
 
 @action(CAS, "GetUserCertificateDetail", "CertId")
 def get_user_certificate_detail(b: Backend, p: Params) -> dict[str, Any]:
+    """SDK _get_user_certificate_detail_response_body.py: CertIdentifier "<id>-cn-hangzhou";
+    CertFilter=true leaves out Cert and Key."""
     c = cas_get(b, p["CertId"])
     st = cas_status(c)
     out: dict[str, Any] = {
@@ -373,6 +378,8 @@ def _cdn_domain(b: Backend, product: str, name: str) -> dict[str, Any]:
 
 
 def _set_ssl(b: Backend, p: Params, product: str) -> dict[str, Any]:
+    """SDK _set_cdn_domain_sslcertificate_request.py / _set_dcdn_...: CertId required with
+    CertType=cas; CertRegion cn-hangzhou (default) or ap-southeast-1."""
     dom = _cdn_domain(b, product, p["DomainName"])
     proto = p["SSLProtocol"].lower()
     if proto not in ("on", "off"):
@@ -460,6 +467,8 @@ def _cert_info(dom: dict[str, Any], product: str) -> dict[str, Any]:
 
 
 def _describe_cert_info(b: Backend, p: Params, product: str) -> dict[str, Any]:
+    """SDK _describe_domain_certificate_info_response_body.py: CertInfos.CertInfo[] with
+    CertId as a string, ServerCertificateStatus on/off (DCDN: SSLProtocol)."""
     infos = []
     for name in p["DomainName"].split(","):
         infos.append(_cert_info(_cdn_domain(b, product, name.strip()), product))
@@ -807,6 +816,7 @@ def add_domain_record(b: Backend, p: Params) -> dict[str, Any]:
 
 @action(ALIDNS, "DeleteDomainRecord", "RecordId")
 def delete_domain_record(b: Backend, p: Params) -> dict[str, Any]:
+    """SDK _delete_domain_record_request.py: RecordId; DomainRecordNotBelongToUser (ALIYUN.md)."""
     rid = p["RecordId"]
     for zone, records in b.state.dns_zones.items():
         if rid in records:
@@ -844,6 +854,7 @@ def describe_sub_domain_records(b: Backend, p: Params) -> dict[str, Any]:
 
 @action(ALIDNS, "DescribeDomainRecords", "DomainName")
 def describe_domain_records(b: Backend, p: Params) -> dict[str, Any]:
+    """SDK _describe_domain_records_request.py: RRKeyWord/TypeKeyWord/ValueKeyWord filters."""
     zone = p["DomainName"].lower().rstrip(".")
     records = _zone(b, zone)
     rr_kw = (p.get("RRKeyWord") or "").lower()
