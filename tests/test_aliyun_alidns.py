@@ -190,3 +190,27 @@ def test_add_whose_answer_was_lost_leaves_no_record_behind(
     assert ("AddDomainRecord", "DomainRecordDuplicate") in emu.errors
     solver.cleanup([task])
     assert _txt(emu, zone) == {}
+
+
+def test_listing_not_allowed_falls_back_to_get_main_domain_name(
+        emu: AliyunEmulator, pebble: Pebble) -> None:
+    zone = _zone()
+    emu.add_dns_zone(zone)
+    emu.faults.refuse("DescribeDomains")
+    ui = make_ui()
+    task = _task(f"www.{zone}")
+    solver = AlidnsSolver(_settings(pebble), ui, settings_for(emu))
+    solver.present([task])
+    (add,) = emu.calls_of("AddDomainRecord")
+    assert (add["DomainName"], add["RR"]) == (zone, "_acme-challenge.www")
+    assert "alidns:DescribeDomains" in "".join(captured(ui))
+    solver.cleanup([task])
+    assert _txt(emu, zone) == {}
+
+
+def test_zone_listing_failure_is_one_clear_error(emu: AliyunEmulator, pebble: Pebble) -> None:
+    emu.faults.refuse("DescribeDomains", code="InvalidAccessKeyId.Inactive", status=403)
+    solver = AlidnsSolver(_settings(pebble), make_ui(), settings_for(emu))
+    with pytest.raises(ChallengeError) as info:
+        solver.present([_task(f"www.{_zone()}")])
+    assert "cannot list the account's zones" in info.value.render()

@@ -91,6 +91,13 @@ class Faults:
             self._rules.append(_Rule("throttle", action, count, retry_after_ms, code,
                                      THROTTLE_STATUS.get(code, 400)))
 
+    def refuse(self, action: str, code: str = "Forbidden.RAM", status: int = 403,
+               count: int = 1) -> None:
+        """The next ``count`` calls of ``action`` get ``code`` (e.g. a RAM denial; ALIYUN.md
+        error body shape), as a policy without that action would."""
+        with self._lock:
+            self._rules.append(_Rule("throttle", action, count, None, code, status))
+
     def lose_response(self, action: str | None = None, count: int = 1) -> None:
         """The next ``count`` matching calls are carried out, then the connection closes
         without an answer: the lost response a client retries after."""
