@@ -194,6 +194,7 @@ def list_user_certificate_order(b: Backend, p: Params) -> dict[str, Any]:
     _list_user_certificate_order_request.py; TotalCount = entries)."""
     order_type = (p.get("OrderType") or "CPACK").upper()
     current = int_param(p, "CurrentPage", 1)
+    # SDK: "Default value: 50"; assumption: no documented maximum, 1000 modelled.
     size = int_param(p, "ShowSize", 50, high=1000)
     items: list[dict[str, Any]] = []
     if order_type in ("CERT", "UPLOAD"):
@@ -316,6 +317,7 @@ def list_cloud_resources(b: Backend, p: Params) -> dict[str, Any]:
     import json
 
     current = int_param(p, "CurrentPage", 1)
+    # SDK: "Default value: 20"; assumption: the maximum is 100, as ListCertificates'.
     size = int_param(p, "ShowSize", 20, high=100)
     raw = p.get("CertIds") or ""
     try:
