@@ -29,6 +29,7 @@ CHALLENGES = ("http-01", "dns-01")
 DNS_PROVIDERS = ("hook", "manual", "alidns")
 SITES = ("china", "international")
 ENDPOINT_NAMES = ("cas", "cdn", "dcdn", "apigateway", "alidns", "mqtt")
+STORAGE_BACKEND_NAMES = ("files", "postgresql")  # store.seam.STORAGE_BACKENDS
 
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -109,6 +110,15 @@ class AliyunSettings:
 
 
 @dataclass(frozen=True)
+class StorageSettings:
+    """``[storage]``: where lineages live (docs/fleet.md). ``files`` needs nothing else."""
+
+    backend: str = "files"
+    dsn: str | None = field(default=None, repr=False)  # libpq; may carry a password
+    key_file: str | None = None  # 32 random bytes, base64; 0600
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str | None = None
     acme: AcmeSettings = field(default_factory=AcmeSettings)
@@ -118,6 +128,7 @@ class Config:
     defaults_explicit: frozenset[str] = frozenset()  # the keys [defaults] sets
     aliyun: AliyunSettings = field(default_factory=AliyunSettings)
     source: str | None = None
+    storage: StorageSettings = field(default_factory=StorageSettings)
 
     def certificate(self, name: str) -> CertificateConfig | None:
         # A dict built once: `renew` asks for each of possibly thousands of lineages.
@@ -258,7 +269,7 @@ def _make_checkers(ctx: _Ctx) -> dict[str, Checker]:
         "dns": choice(DNS_PROVIDERS), "site": choice(SITES), "protocol": choice(("https", "http")),
         "emails": str_list(email), "domains": str_list(domain), "targets": str_list(target),
         "resolvers": str_list(resolver), "server": server, "lineage_name": lineage_name,
-        "endpoint": endpoint,
+        "endpoint": endpoint, "backend": choice(STORAGE_BACKEND_NAMES),
     }
 
 
@@ -283,7 +294,8 @@ _RENEWAL_KEYS = {
 }
 _ALIYUN_KEYS = {"region": "string", "site": "site", "profile": "opt_string", "protocol": "protocol"}
 _CAS_KEYS = {"cleanup_old": "boolean", "keep_previous": "keep0"}
-_TOP_KEYS = ("state_dir", "acme", "defaults", "certificates", "renewal", "aliyun")
+_STORAGE_KEYS = {"backend": "backend", "dsn": "opt_string", "key_file": "opt_string"}
+_TOP_KEYS = ("state_dir", "acme", "defaults", "certificates", "renewal", "aliyun", "storage")
 
 
 def _table(ctx: _Ctx, v: Any, path: str) -> dict[str, Any]:
@@ -374,9 +386,11 @@ def parse_config(data: Mapping[str, Any], source: str | None = None) -> Config:
         _check_cert_settings(ctx, settings, domains, prefix)
         certs.append(CertificateConfig(name=name, domains=tuple(dict.fromkeys(domains)),
                                        settings=settings, explicit=frozenset(overrides)))
+    storage = StorageSettings(**_section(
+        ctx, checks, _table(ctx, data.get("storage", {}), "storage"), _STORAGE_KEYS, "storage"))
     return Config(state_dir=state_dir, acme=acme, defaults=defaults, certificates=tuple(certs),
                   renewal=renewal, aliyun=aliyun, source=source,
-                  defaults_explicit=frozenset(defaults_kw))
+                  defaults_explicit=frozenset(defaults_kw), storage=storage)
 
 
 def _check_cert_settings(ctx: _Ctx, s: CertSettings, domains: tuple[str, ...], prefix: str) -> None:

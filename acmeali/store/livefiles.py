@@ -1,0 +1,106 @@
+"""This host's ``live/`` files, written from bytes a (possibly shared) storage holds.
+
+With the file backend the storage *is* these files and ``sync`` only confirms them; with a
+database every host keeps its own copy in the same certbot layout the file store uses
+(``archive/<name>/v<N>/`` + ``live/<name>/current``), numbered like the database's versions,
+so nginx configs and hooks see no difference. A version directory is written under a
+temporary name and renamed into place complete; going live is ``FileStore.activate``'s one
+rename of ``current``, so the four files still switch together.
+
+Stdlib only: ``renew`` on every host of a fleet runs this for each lineage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from acmeali.errors import StoreError
+from acmeali.store.base import LiveBundle, LivePaths
+from acmeali.store.files import DIR_MODE, FileStore, fsync_dir
+from acmeali.store.filestorage import read_bundle_dir, write_bundle_dir
+from acmeali.store.seam import BundleFiles
+
+
+class LocalLiveFiles:
+    """``LiveFiles`` under a local state directory."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.files = FileStore(root)
+        self.root = self.files.root
+
+    def paths(self, name: str) -> LivePaths:
+        return self.files.live_paths(name)
+
+    def live_version(self, name: str) -> int | None:
+        return self.files.live_version(name)
+
+    def sync(self, name: str, bundle: LiveBundle) -> bool:
+        archive = self.root / "archive" / self.files.safe_name(name)
+        vdir = archive / f"v{bundle.version}"
+        live = self.files.live_version(name)
+        existing = _read_or_none(vdir, bundle.version, name)
+        if existing is not None and _same(existing, bundle):
+            if live == bundle.version:
+                return False
+        elif existing is not None:
+            if live == bundle.version:
+                raise StoreError(
+                    f"lineage {name!r}: the live version {bundle.version} in {vdir} differs "
+                    "from the storage's version of that number",
+                    hint=f"move {archive} and {self.root / 'live' / name} away, then run again")
+            # A local-only version that happens to share the number: keep it, renamed.
+            aside = archive / f".v{bundle.version}.replaced-{secrets.token_hex(4)}"
+            try:
+                os.rename(vdir, aside)
+            except OSError as exc:
+                raise StoreError(f"lineage {name!r}: cannot move {vdir} aside: "
+                                 f"{exc.strerror}") from None
+            existing = None
+        if existing is None:
+            self._write_dir(archive, vdir, bundle, name)
+        self.files.activate(name, bundle.version)
+        return True
+
+    def _write_dir(self, archive: Path, vdir: Path, bundle: LiveBundle, name: str) -> None:
+        """Write the version beside its final name, then rename it in complete."""
+        self.files._mkdir(archive)  # 0700 at every level, like FileStore's own
+        tmp = archive / f".v{bundle.version}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.mkdir(tmp, DIR_MODE)
+            write_bundle_dir(tmp, BundleFiles.of(bundle), name=name)
+            os.rename(tmp, vdir)
+            fsync_dir(archive)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise StoreError(f"lineage {name!r}: cannot write {vdir}: {exc.strerror}") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def prune(self, name: str, keep: int) -> None:
+        self.files.prune(name, keep)
+
+    def remove(self, name: str) -> None:
+        """Forget a lineage deleted from the storage (live first, so nothing dangles)."""
+        safe = self.files.safe_name(name)
+        for sub in ("live", "archive"):
+            shutil.rmtree(self.root / sub / safe, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / "renewal" / f"{safe}.json").unlink()
+
+
+def _read_or_none(vdir: Path, version: int, name: str) -> LiveBundle | None:
+    if not os.path.isdir(vdir):
+        return None
+    try:
+        return read_bundle_dir(vdir, version, name=name)
+    except StoreError:
+        return LiveBundle(privkey=b"", cert=b"", chain=b"", fullchain=b"", version=version)
+
+
+def _same(a: LiveBundle, b: LiveBundle) -> bool:
+    return (a.cert, a.chain, a.fullchain, a.privkey) == (b.cert, b.chain, b.fullchain, b.privkey)
