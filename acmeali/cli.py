@@ -36,6 +36,8 @@ COMMANDS = (
     ("ca", "acmeali.commands.ca", "local CA for MQTT device authentication"),
     ("mqtt", "acmeali.commands.mqtt",
      "ApsaraMQ for MQTT: register CAs, manage CA/device certificates"),
+    ("storage", "acmeali.commands.storage",
+     "shared storage for fleets: init, status, migrate, rotate-key"),
 )
 _VALUE_OPTIONS = ("--config", "--state-dir", "--server", "--ca-bundle")
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.peers.pebble import Pebble, PebbleOptions
 
-pytest_plugins = ["tests.emulator.fixtures"]
+pytest_plugins = ["tests.emulator.fixtures", "tests.peers.pg_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 

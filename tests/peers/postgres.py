@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -79,11 +78,12 @@ class Postgres:
     def start(self) -> Postgres:
         if not self.data.exists():
             self.init()
-        log = open(self.log, "ab")  # noqa: SIM115 - the child keeps it
+        log = open(self.log, "ab")  # the child writes to it; closed here after the fork
         try:
             self._proc = subprocess.Popen(
                 [pg_bin("postgres"), "-D", str(self.data), "-p", str(self.port),
-                 "-c", f"listen_addresses={self.host}", "-c", f"unix_socket_directories={self.sockets}",
+                 "-c", f"listen_addresses={self.host}",
+                 "-c", f"unix_socket_directories={self.sockets}",
                  "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
                  "-c", "max_connections=200", "-c", "shared_buffers=32MB"],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.base, **self._child_kw())
@@ -163,14 +163,3 @@ class Postgres:
             raise RuntimeError(f"pg_dump failed: {r.stderr.decode(errors='replace')}")
         return r.stdout
 
-
-def wait_for(check: Any, what: str, timeout: float = 20.0) -> Any:
-    """Poll ``check`` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.1)
