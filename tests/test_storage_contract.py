@@ -124,7 +124,7 @@ def test_accounts(storage: SharedStorage) -> None:
 
 def test_lineage_records(storage: SharedStorage) -> None:
     assert storage.lineage_names() == []
-    with pytest.raises(StoreError, match="example.test"):
+    with pytest.raises(StoreError, match=r"example\.test"):
         storage.load_meta("example.test")
     for name in ("b.example.test", "*.example.test", "a.example.test"):
         storage.save_meta(make_meta(name))

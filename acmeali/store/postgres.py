@@ -291,9 +291,18 @@ class PostgresStorage:
         key = lock_key(name)
         deadline = None if wait is None else time.monotonic() + max(0.0, wait)
         conn = self._take(self._lock_idle)
+        lost = 0
         try:
             while True:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                try:
+                    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                except psycopg.OperationalError:
+                    if not conn.broken or lost >= 2:
+                        raise
+                    lost += 1  # an idle connection the server dropped (restart): a new one
+                    self._give(self._lock_idle, conn)
+                    conn = self._take(self._lock_idle)
+                    continue
                 if row and row[0]:
                     break
                 if deadline is not None and time.monotonic() >= deadline:
