@@ -13,7 +13,8 @@ DEB_PACKAGES := pebble mosquitto mosquitto-clients openssl bind9 bind9-utils pos
 DEB_BINARIES := pebble pebble-challtestsrv mosquitto mosquitto_pub mosquitto_sub openssl \
                 named tsig-keygen
 # PostgreSQL's server binaries are not on PATH on Debian: look in its versioned directory.
-DEB_GLOBS    := /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/postgres
+DEB_GLOBS    := /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/postgres \
+                /usr/lib/postgresql/*/bin/pg_dump
 # The suite waits on peers more than it computes: a few workers more than cores.
 PYTEST_WORKERS ?= 4
 
