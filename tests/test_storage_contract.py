@@ -29,7 +29,7 @@ from cryptography.x509.oid import NameOID
 from acmeali.errors import LockHeld, StoreError
 from acmeali.lineage import CertFacts, Deployment, LineageMeta
 from acmeali.store.filestorage import FileStorage
-from acmeali.store.livefiles import LocalLiveFiles
+from acmeali.store.livefiles import LocalLiveFiles, follow
 from acmeali.store.postgres import PostgresStorage
 from acmeali.store.sealing import parse_key
 from acmeali.store.seam import BundleFiles, LiveFiles, SharedStorage
@@ -306,3 +306,36 @@ def test_live_files_keep_a_differing_local_version(tmp_path: Path) -> None:
         "example.test").cert
     archive = tmp_path / "host" / "archive" / "example.test"
     assert [e for e in os.listdir(archive) if e.startswith(".v1.replaced-")]
+
+
+def _live_tree(root: Path) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    live = root / "live"
+    for d in sorted(live.iterdir()):
+        for kind in ("privkey", "cert", "chain", "fullchain"):
+            out[f"{d.name}/{kind}"] = (d / f"{kind}.pem").read_bytes()
+        out[f"{d.name}/current"] = os.readlink(d / "current").encode()
+    return out
+
+
+def test_three_hosts_follow_the_storage(storage: SharedStorage, tmp_path: Path) -> None:
+    names = [f"site{i}.example.test" for i in range(5)] + ["*.example.test"]
+    for name in names:
+        storage.save_meta(make_meta(name))
+        storage.activate(name, storage.write_version(name, make_bundle(name)))
+    hosts = [LocalLiveFiles(tmp_path / f"host{i}") for i in range(3)]
+    for host in hosts:
+        report = follow(storage, host)
+        assert sorted(n for n, _ in report.switched) == sorted(names)
+        assert report.unchanged == 0 and not report.failed
+    # One renewal elsewhere: each host fetches that lineage and nothing else.
+    storage.activate(names[2], storage.write_version(names[2], make_bundle(names[2])))
+    for host in hosts:
+        report = follow(storage, host)
+        assert report.switched == [(names[2], 2)] and report.unchanged == len(names) - 1
+    trees = [_live_tree(h.root) for h in hosts]
+    assert trees[0] == trees[1] == trees[2]
+    for name in names:
+        current = storage.read_current(name)
+        assert hosts[0].paths(name).privkey.read_bytes() == current.privkey
+        assert hosts[0].paths(name).fullchain.read_bytes() == current.fullchain

@@ -131,6 +131,10 @@ class FileStorage:
     def current_version(self, name: str) -> int | None:
         return self.files.live_version(name)
 
+    def current_versions(self) -> dict[str, int]:
+        found = ((name, self.files.live_version(name)) for name in self.lineage_names())
+        return {name: v for name, v in found if v is not None}
+
     def read_current(self, name: str) -> LiveBundle:
         return self.files.read_live(name)
 

@@ -12,17 +12,21 @@ Stdlib only: ``renew`` on every host of a fleet runs this for each lineage.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from acmeali.errors import StoreError
 from acmeali.store.base import LiveBundle, LivePaths
 from acmeali.store.files import DIR_MODE, FileStore, fsync_dir
 from acmeali.store.filestorage import read_bundle_dir, write_bundle_dir
 from acmeali.store.seam import BundleFiles
+
+if TYPE_CHECKING:
+    from acmeali.store.seam import LiveFiles, SharedStorage
 
 
 class LocalLiveFiles:
@@ -81,16 +85,35 @@ class LocalLiveFiles:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def prune(self, name: str, keep: int) -> None:
-        self.files.prune(name, keep)
 
-    def remove(self, name: str) -> None:
-        """Forget a lineage deleted from the storage (live first, so nothing dangles)."""
-        safe = self.files.safe_name(name)
-        for sub in ("live", "archive"):
-            shutil.rmtree(self.root / sub / safe, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            (self.root / "renewal" / f"{safe}.json").unlink()
+@dataclass
+class FollowReport:
+    switched: list[tuple[str, int]] = field(default_factory=list)  # (lineage, version)
+    unchanged: int = 0
+    failed: list[str] = field(default_factory=list)  # one line each
+
+
+def follow(storage: SharedStorage, live: LiveFiles) -> FollowReport:
+    """Bring this host's live files to the storage's current versions.
+
+    One read of every current version number, then bytes only for the lineages whose
+    local version differs (the core of a later ``acmeali sync``). A lineage that fails is
+    reported and the others go on; what was live stays live.
+    """
+    report = FollowReport()
+    for name, version in sorted(storage.current_versions().items()):
+        if live.live_version(name) == version:
+            report.unchanged += 1
+            continue
+        try:
+            bundle = storage.read_current(name)  # newer than `version` by now? take it
+            if live.sync(name, bundle):
+                report.switched.append((name, bundle.version))
+            else:
+                report.unchanged += 1
+        except StoreError as exc:
+            report.failed.append(f"{name}: {exc.message}")
+    return report
 
 
 def _read_or_none(vdir: Path, version: int, name: str) -> LiveBundle | None:

@@ -594,5 +594,4 @@ class PostgresStorage:
 
 def open_postgres_storage(settings: StorageSettings, state_dir: Path) -> PostgresStorage:
     """From ``[storage]``: ``dsn`` (else libpq's PG* variables / service file), ``key_file``."""
-    dsn = settings.dsn or os.environ.get("ACMEALI_STORAGE_DSN") or ""
-    return PostgresStorage(dsn, key_file=settings.key_file)
+    return PostgresStorage(settings.dsn or "", key_file=settings.key_file)
