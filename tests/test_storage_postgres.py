@@ -215,7 +215,22 @@ def test_storage_init_creates_then_reports_up_to_date(tmp_path: Path, pg_dsn: st
     r = run_acmeali("--config", str(cfg), "storage", "init")
     assert r.returncode == 0 and "up to date" in r.stdout
     r = run_acmeali("--config", str(cfg), "storage", "status")
-    assert r.returncode == 0 and "0 lineage(s)" in r.stdout
+    assert r.returncode == 1 and "no storage key" in r.stderr  # status checks the key too
+    key = key_file(tmp_path / "storage.key")
+    cfg = config(tmp_path, pg_dsn, key)
+    r = run_acmeali("--config", str(cfg), "storage", "status")
+    assert r.returncode == 0 and "0 lineage(s)" in r.stdout, r.stderr
+    assert "no private key stored yet" in r.stdout
+    store = PostgresStorage(pg_dsn, key_file=str(key))
+    store.write_version("example.test", make_bundle())
+    store.close()
+    r = run_acmeali("--config", str(cfg), "storage", "status")
+    assert r.returncode == 0 and "1 version(s)" in r.stdout
+    assert f"storage key {load_key_file(key).key_id}: opens the stored private keys" in r.stdout
+    other = key_file(tmp_path / "other.key")
+    r = run_acmeali("--config", str(config(tmp_path, pg_dsn, other)), "storage", "status")
+    assert r.returncode == 1 and load_key_file(other).key_id in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_first_use_creates_the_schema(pg_dsn: str, store: PostgresStorage) -> None:

@@ -93,11 +93,14 @@ def run_status(ctx: Context) -> int:
                           "(`acmeali storage init` creates them)")
             return 0
         counts = pg.counts()
+        opened = pg.check_key()  # StoreError (exit 1) when this host's key is wrong
     finally:
         pg.close()
     ctx.ui.result(f"backend postgresql: {pg.describe()}, schema version {version}, "
                   f"{counts['accounts']} account(s), {counts['lineages']} lineage(s), "
                   f"{counts['versions']} version(s)")
+    ctx.ui.result(f"storage key {pg.sealing_key.key_id}: " + (
+        "opens the stored private keys" if opened else "no private key stored yet"))
     return 0
 
 

@@ -580,6 +580,24 @@ class PostgresStorage:
         self._key = new
         return count
 
+    def check_key(self) -> bool:
+        """Open one stored private key with this host's key (StoreError if it does not);
+        False when no private key is stored yet."""
+        row = self._run("reading a sealed key", lambda c: c.execute(
+            "SELECT 'account', server, 0, key_id, key_sealed FROM acmeali_accounts "
+            "UNION ALL (SELECT 'version', lineage, version, key_id, key_sealed "
+            "FROM acmeali_versions WHERE key_sealed IS NOT NULL) LIMIT 1").fetchone())
+        key = self.sealing_key
+        if row is None:
+            return False
+        kind, name, version, key_id, sealed = row
+        if kind == "account":
+            key.open(sealed, _aad_account(name), key_id, f"the account key for {name}")
+        else:
+            key.open(sealed, _aad_version(name, int(version)), key_id,
+                     f"the key of {name!r} version {version}")
+        return True
+
     def counts(self) -> dict[str, int]:
         """Rows per kind, for ``storage status``."""
         def count(c: psycopg.Connection[Any]) -> dict[str, int]:
