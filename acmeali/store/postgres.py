@@ -55,6 +55,9 @@ _INIT_LOCK = -0x61636D65616C69  # "acmeali" as a number: serialises schema chang
 _CONNECT_RETRY = 8.0  # seconds to keep reconnecting (rides out a restart or a failover)
 _TRANSIENT_ATTEMPTS = 5  # serialization failures / deadlocks retried this often
 _POLL = 0.2  # seconds between lock attempts when a caller chose to wait
+# A lock session whose host went silent is dropped by the server after about 60 s.
+_KEEPALIVES = ("SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; "
+               "SET tcp_keepalives_count = 3")
 
 # One list of statements per schema version; never edit an applied one, append a new one.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -176,7 +179,18 @@ class PostgresStorage:
                 conn = pool.pop()
                 if not conn.closed:
                     return conn
-        return self._connect()
+        conn = self._connect()
+        if pool is self._lock_idle:
+            # The server must notice a holder that vanished from the network (not only one
+            # that died: its kernel closes the socket), or the lock outlives it for hours of
+            # default TCP timeouts. These are per-session settings any user may make.
+            try:
+                conn.execute(_KEEPALIVES)
+            except psycopg.Error as exc:
+                with contextlib.suppress(Exception):
+                    conn.close()
+                raise self._error("setting up a lock session", exc) from None
+        return conn
 
     def _give(self, pool: list[psycopg.Connection[Any]], conn: psycopg.Connection[Any]) -> None:
         if conn.closed or conn.broken:
