@@ -52,7 +52,10 @@ class Postgres:
         self.sockets = self.base / "run"
         self.log = self.base / "postgres.log"
         self._proc: subprocess.Popen[bytes] | None = None
-        self.admin_dsn = f"host={self.host} port={self.port} user=postgres dbname=postgres"
+
+    @property
+    def admin_dsn(self) -> str:
+        return self.dsn("postgres")
 
     def _child_kw(self) -> dict[str, Any]:
         if self._user is None:
@@ -76,8 +79,20 @@ class Postgres:
             raise PeerDied(f"initdb failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
 
     def start(self) -> Postgres:
+        """Start on ``self.port``; on a first start, another free port if that one was taken
+        meanwhile (parallel test workers pick ports at the same time)."""
         if not self.data.exists():
             self.init()
+            for _ in range(2):
+                try:
+                    return self._start()
+                except PeerDied:
+                    if "could not bind" not in self.log_tail():
+                        raise
+                    self.port = free_port()
+        return self._start()
+
+    def _start(self) -> Postgres:
         log = open(self.log, "ab")  # the child writes to it; closed here after the fork
         try:
             self._proc = subprocess.Popen(
