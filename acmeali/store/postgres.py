@@ -53,7 +53,7 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 _INIT_LOCK = -0x61636D65616C69  # "acmeali" as a number: serialises schema changes
 _CONNECT_RETRY = 8.0  # seconds to keep reconnecting (rides out a restart or a failover)
-_TRANSIENT_ATTEMPTS = 5  # serialization failures / deadlocks retried this often
+_TRANSIENT_ATTEMPTS = 10  # serialization failures / deadlocks retried this often
 _POLL = 0.2  # seconds between lock attempts when a caller chose to wait
 # A lock session whose host went silent is dropped by the server after about 60 s.
 _KEEPALIVES = ("SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; "

@@ -127,6 +127,13 @@ class Postgres:
         except OSError:
             return ""
 
+    def log_tail_bytes(self) -> bytes:
+        """The whole server log (tests compare lengths before and after)."""
+        try:
+            return self.log.read_bytes()
+        except OSError:
+            return b""
+
     def stop(self, *, fast: bool = True) -> None:
         """Stop the server (SIGINT: fast shutdown, sessions are cut) and wait, bounded."""
         proc, self._proc = self._proc, None
