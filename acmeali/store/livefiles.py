@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING
 
 from acmeali.errors import StoreError
 from acmeali.store.base import LiveBundle, LivePaths
-from acmeali.store.files import DIR_MODE, FileStore, fsync_dir
-from acmeali.store.filestorage import read_bundle_dir, write_bundle_dir
-from acmeali.store.seam import BundleFiles
+from acmeali.store.files import DIR_MODE, PRIVATE, PUBLIC, FileStore, fsync_dir
+from acmeali.store.filestorage import read_bundle_dir
 
 if TYPE_CHECKING:
     from acmeali.store.seam import LiveFiles, SharedStorage
@@ -75,7 +74,14 @@ class LocalLiveFiles:
         tmp = archive / f".v{bundle.version}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
             os.mkdir(tmp, DIR_MODE)
-            write_bundle_dir(tmp, BundleFiles.of(bundle), name=name)
+            # Files in a directory nobody else knows yet need no rename of their own: write,
+            # fsync each, fsync the directory once, then the one rename makes it appear whole.
+            for kind, data in (("cert", bundle.cert), ("chain", bundle.chain),
+                               ("fullchain", bundle.fullchain), ("privkey", bundle.privkey)):
+                if kind == "privkey" and not data:
+                    continue
+                _write_new(tmp / f"{kind}.pem", data, PRIVATE if kind == "privkey" else PUBLIC)
+            fsync_dir(tmp)
             os.rename(tmp, vdir)
             fsync_dir(archive)
         except OSError as exc:
@@ -114,6 +120,17 @@ def follow(storage: SharedStorage, live: LiveFiles) -> FollowReport:
         except StoreError as exc:
             report.failed.append(f"{name}: {exc.message}")
     return report
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read_or_none(vdir: Path, version: int, name: str) -> LiveBundle | None:
