@@ -82,3 +82,16 @@ def test_file_backend_status_and_commands_that_need_the_database(tmp_path: Path)
         r = run_acmeali("--state-dir", str(tmp_path / "state"), *args)
         assert r.returncode == 2, r.stdout
         assert "works on the PostgreSQL backend" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_without_psycopg_the_database_backend_says_what_to_install(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "pg.toml"
+    cfg_file.write_text('[storage]\nbackend = "postgresql"\ndsn = "host=127.0.0.1 port=1"\n')
+    code = ("import sys\nsys.modules['psycopg'] = None  # as if not installed\n"
+            "from acmeali.cli import main\nsys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, "--config", str(cfg_file), "storage",
+                        "status"], capture_output=True, text=True, timeout=60, cwd=REPO,
+                       env={"PYTHONPATH": str(REPO), "HOME": str(tmp_path), "PATH": "/usr/bin"})
+    assert r.returncode == 1, r.stdout
+    assert "storage backend 'postgresql' needs psycopg, which is not installed" in r.stderr
+    assert "pip install 'acmeali[postgresql]'" in r.stderr and "Traceback" not in r.stderr

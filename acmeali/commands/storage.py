@@ -44,9 +44,10 @@ def register(cp: CommandParsers) -> None:
 
 
 def _postgres(ctx: Context) -> PostgresStorage:
-    from acmeali.store.postgres import open_postgres_storage
+    from acmeali.store.seam import backend_factory
 
-    return open_postgres_storage(ctx.config.storage, ctx.state_dir)
+    store: PostgresStorage = backend_factory("postgresql")(ctx.config.storage, ctx.state_dir)
+    return store
 
 
 def _configured(ctx: Context) -> SharedStorage:

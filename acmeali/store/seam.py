@@ -151,19 +151,24 @@ class LiveFiles(Protocol):
         ...
 
 
-def open_storage(settings: StorageSettings, state_dir: Path) -> SharedStorage:
-    """The configured backend; its module is imported only now."""
-    target = STORAGE_BACKENDS.get(settings.backend)
+def backend_factory(backend: str) -> Any:
+    """The factory of ``backend``, importing its module now (and only now)."""
+    target = STORAGE_BACKENDS.get(backend)
     if target is None:
-        raise StoreError(f"unknown storage backend {settings.backend!r}",
+        raise StoreError(f"unknown storage backend {backend!r}",
                          hint=f"use one of {', '.join(STORAGE_BACKENDS)}")
     module_name, _, factory = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise StoreError(f"storage backend {settings.backend!r} needs {exc.name}, which is "
-                         "not installed", hint="pip install 'acmeali[postgresql]'") from None
-    storage: SharedStorage = getattr(module, factory)(settings, state_dir)
+        raise StoreError(f"storage backend {backend!r} needs {exc.name}, which is not "
+                         "installed", hint=f"pip install 'acmeali[{backend}]'") from None
+    return getattr(module, factory)
+
+
+def open_storage(settings: StorageSettings, state_dir: Path) -> SharedStorage:
+    """The configured backend; its module is imported only now."""
+    storage: SharedStorage = backend_factory(settings.backend)(settings, state_dir)
     return storage
 
 
