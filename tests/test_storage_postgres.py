@@ -342,6 +342,48 @@ def test_read_only_database_says_so(pg_dsn: str, store: PostgresStorage) -> None
         ro.close()
 
 
+def test_a_hot_standby_reads_and_refuses_writes_in_one_line(postgres: Postgres, pg_dsn: str,
+                                                             store: PostgresStorage) -> None:
+    """A real streaming replica (pg_basebackup -R), as a DSN pointing at an RDS read-only
+    instance or a failover leaving us on the old primary would."""
+    store.save_meta(make_meta("example.test"))
+    store.activate("example.test", store.write_version("example.test", make_bundle()))
+    with postgres.standby() as replica:
+        dsn = replica.dsn(dbname(pg_dsn))
+        from tests.peers.pebble import wait_until
+
+        def replicated() -> bool:
+            return bool(sql(dsn, "SELECT 1 FROM acmeali_lineages WHERE current_version = 1"))
+        wait_until(replicated, "the standby to replay the primary's rows", timeout=60)
+        ro = PostgresStorage(dsn, sealing_key=store.sealing_key)
+        try:
+            assert sql(dsn, "SELECT pg_is_in_recovery()") == [(True,)]
+            assert ro.lineage_names() == ["example.test"]
+            assert ro.read_current("example.test").version == 1
+            with pytest.raises(StoreError) as caught:
+                ro.write_version("example.test", make_bundle())
+            assert "is read-only" in caught.value.message
+            assert "cannot execute" in caught.value.message
+            assert "read-only transaction" in caught.value.message
+            assert "\n" not in caught.value.message
+        finally:
+            ro.close()
+    fresh = PostgresStorage(pg_dsn, sealing_key=store.sealing_key)
+    assert fresh.versions("example.test") == [1]  # the primary is untouched and writable
+    fresh.close()
+
+
+def test_the_server_runs_unprivileged(postgres: Postgres) -> None:
+    assert postgres.pid is not None
+    uid = os.stat(f"/proc/{postgres.pid}").st_uid
+    if os.geteuid() == 0:
+        import pwd
+
+        assert uid == pwd.getpwnam("nobody").pw_uid
+    else:
+        assert uid == os.geteuid()
+
+
 @pytest.fixture
 def own_postgres() -> Iterator[Postgres]:
     """A server of this test's own, so restarting it disturbs no other test."""

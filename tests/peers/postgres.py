@@ -66,11 +66,32 @@ class Postgres:
         if self._user is not None:
             os.chown(path, self._user.pw_uid, self._user.pw_gid)
 
-    def init(self) -> None:
+    def _prepare(self) -> None:
         os.chmod(self.base, 0o700)
         self._own(self.base)
         self.sockets.mkdir(mode=0o700)
         self._own(self.sockets)
+
+    def standby(self) -> Postgres:
+        """A hot standby streaming from this server (pg_basebackup -R), started: a real
+        read-only replica, as an RDS read-only instance is."""
+        replica = Postgres()
+        replica._prepare()
+        r = subprocess.run([pg_bin("pg_basebackup"), "-h", self.host, "-p", str(self.port),
+                            "-U", "postgres", "-D", str(replica.data), "-R", "-X", "stream",
+                            "-c", "fast", "--no-sync"], capture_output=True, text=True, timeout=120,
+                           cwd=replica.base, **self._child_kw())
+        if r.returncode != 0:
+            replica.close()
+            raise PeerDied(f"pg_basebackup failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
+        return replica.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def init(self) -> None:
+        self._prepare()
         r = subprocess.run([pg_bin("initdb"), "-D", str(self.data), "-U", "postgres",
                             "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
                            capture_output=True, text=True, timeout=120, cwd=self.base,
