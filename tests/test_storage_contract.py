@@ -100,6 +100,13 @@ def storage(backend: str, where: str) -> Iterator[SharedStorage]:
 # ---------------------------------------------------------------------------- accounts
 
 
+def test_backends_implement_the_protocols(storage: SharedStorage, tmp_path: Path) -> None:
+    # runtime_checkable: every method is there (mypy checks the signatures in acmeali/store)
+    assert isinstance(storage, SharedStorage)
+    assert isinstance(LocalLiveFiles(tmp_path), LiveFiles)
+    assert "password" not in storage.describe()
+
+
 def test_accounts(storage: SharedStorage) -> None:
     assert storage.load_account(SERVER) is None
     assert storage.account_servers() == []

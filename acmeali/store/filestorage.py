@@ -21,7 +21,7 @@ from acmeali.errors import StoreError
 from acmeali.lineage import LineageMeta
 from acmeali.store.base import BUNDLE_FILES, LiveBundle
 from acmeali.store.files import DIR_MODE, PRIVATE, PUBLIC, FileStore, fsync_dir, write_file_atomic
-from acmeali.store.seam import BundleFiles
+from acmeali.store.seam import BundleFiles, SharedStorage
 
 if TYPE_CHECKING:
     from acmeali.config import StorageSettings
@@ -195,5 +195,5 @@ def read_bundle_dir(d: Path, version: int, *, name: str) -> LiveBundle:
     return LiveBundle(version=version, **data)
 
 
-def open_file_storage(settings: StorageSettings, state_dir: Path) -> FileStorage:
-    return FileStorage(state_dir)
+def open_file_storage(settings: StorageSettings, state_dir: Path) -> SharedStorage:
+    return FileStorage(state_dir)  # the annotation makes mypy check the protocol

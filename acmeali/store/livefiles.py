@@ -144,3 +144,7 @@ def _read_or_none(vdir: Path, version: int, name: str) -> LiveBundle | None:
 
 def _same(a: LiveBundle, b: LiveBundle) -> bool:
     return (a.cert, a.chain, a.fullchain, a.privkey) == (b.cert, b.chain, b.fullchain, b.privkey)
+
+
+def _conforms(live: LocalLiveFiles) -> LiveFiles:
+    return live  # never called: mypy checks here that LocalLiveFiles implements LiveFiles

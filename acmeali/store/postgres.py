@@ -44,7 +44,7 @@ from acmeali.errors import LockHeld, StoreError
 from acmeali.lineage import LineageMeta
 from acmeali.store.base import LiveBundle
 from acmeali.store.sealing import SealingKey, load_sealing_key
-from acmeali.store.seam import BundleFiles
+from acmeali.store.seam import BundleFiles, SharedStorage
 
 if TYPE_CHECKING:
     from acmeali.config import StorageSettings
@@ -627,3 +627,7 @@ class PostgresStorage:
 def open_postgres_storage(settings: StorageSettings, state_dir: Path) -> PostgresStorage:
     """From ``[storage]``: ``dsn`` (else libpq's PG* variables / service file), ``key_file``."""
     return PostgresStorage(settings.dsn or "", key_file=settings.key_file)
+
+
+def _conforms(store: PostgresStorage) -> SharedStorage:
+    return store  # never called: mypy checks here that the backend implements the protocol
