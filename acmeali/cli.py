@@ -36,6 +36,7 @@ COMMANDS = (
     ("ca", "acmeali.commands.ca", "local CA for MQTT device authentication"),
     ("mqtt", "acmeali.commands.mqtt",
      "ApsaraMQ for MQTT: register CAs, manage CA/device certificates"),
+    ("import", "acmeali.commands.importer", "take over certificates another ACME client issued"),
 )
 _VALUE_OPTIONS = ("--config", "--state-dir", "--server", "--ca-bundle")
 
