@@ -109,6 +109,16 @@ class AliyunSettings:
 
 
 @dataclass(frozen=True)
+class LoggingSettings:
+    """The run log (acmeali/logfile.py): on by default, under the state directory."""
+
+    enabled: bool = True
+    file: str | None = None  # default <state_dir>/logs/acmeali.log
+    max_bytes: int = 1_000_000
+    backups: int = 10
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str | None = None
     acme: AcmeSettings = field(default_factory=AcmeSettings)
@@ -118,6 +128,7 @@ class Config:
     defaults_explicit: frozenset[str] = frozenset()  # the keys [defaults] sets
     aliyun: AliyunSettings = field(default_factory=AliyunSettings)
     source: str | None = None
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     def certificate(self, name: str) -> CertificateConfig | None:
         # A dict built once: `renew` asks for each of possibly thousands of lineages.
@@ -258,7 +269,8 @@ def _make_checkers(ctx: _Ctx) -> dict[str, Checker]:
         "dns": choice(DNS_PROVIDERS), "site": choice(SITES), "protocol": choice(("https", "http")),
         "emails": str_list(email), "domains": str_list(domain), "targets": str_list(target),
         "resolvers": str_list(resolver), "server": server, "lineage_name": lineage_name,
-        "endpoint": endpoint,
+        "endpoint": endpoint, "log_bytes": integer(10_000, 1_000_000_000),
+        "log_backups": integer(0, 1000),
     }
 
 
@@ -283,7 +295,9 @@ _RENEWAL_KEYS = {
 }
 _ALIYUN_KEYS = {"region": "string", "site": "site", "profile": "opt_string", "protocol": "protocol"}
 _CAS_KEYS = {"cleanup_old": "boolean", "keep_previous": "keep0"}
-_TOP_KEYS = ("state_dir", "acme", "defaults", "certificates", "renewal", "aliyun")
+_LOGGING_KEYS = {"enabled": "boolean", "file": "opt_string", "max_bytes": "log_bytes",
+                 "backups": "log_backups"}
+_TOP_KEYS = ("state_dir", "acme", "defaults", "certificates", "renewal", "aliyun", "logging")
 
 
 def _table(ctx: _Ctx, v: Any, path: str) -> dict[str, Any]:
@@ -374,9 +388,11 @@ def parse_config(data: Mapping[str, Any], source: str | None = None) -> Config:
         _check_cert_settings(ctx, settings, domains, prefix)
         certs.append(CertificateConfig(name=name, domains=tuple(dict.fromkeys(domains)),
                                        settings=settings, explicit=frozenset(overrides)))
+    log_settings = LoggingSettings(**_section(
+        ctx, checks, _table(ctx, data.get("logging", {}), "logging"), _LOGGING_KEYS, "logging"))
     return Config(state_dir=state_dir, acme=acme, defaults=defaults, certificates=tuple(certs),
                   renewal=renewal, aliyun=aliyun, source=source,
-                  defaults_explicit=frozenset(defaults_kw))
+                  defaults_explicit=frozenset(defaults_kw), logging=log_settings)
 
 
 def _check_cert_settings(ctx: _Ctx, s: CertSettings, domains: tuple[str, ...], prefix: str) -> None:

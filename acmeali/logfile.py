@@ -1,0 +1,169 @@
+"""The run log: every run appends what ``-v`` would show to a rotated file.
+
+certbot users look in ``/var/log/letsencrypt/letsencrypt.log`` after a failed cron run;
+acmeali's stderr is gone by then. The file (default ``<state>/logs/acmeali.log``,
+``--log-file`` or ``[logging] file``) gets a header line per run (the command line with
+secret-bearing values blanked), every line the terminal output would have at ``-v``
+(also under ``-q``), the ``acmeali`` loggers at INFO (DEBUG with ``-vv``), and the exit
+code. Rotation is ``RotatingFileHandler`` by size; files are 0600.
+
+Secrets never get in: besides the pattern redaction stderr logs use, the values of the
+secret environment variables and of ``--eab-hmac-key`` are blanked wherever they appear.
+A log that cannot be opened (a read-only state directory, say) never fails the command.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from acmeali import __version__
+from acmeali.errors import AcmealiError
+
+if TYPE_CHECKING:
+    from acmeali.context import Context
+
+# Environment variables whose values are blanked: any name that says it holds a secret
+# (ALIBABA_CLOUD_ACCESS_KEY_SECRET, ..._SECURITY_TOKEN, ACMEALI_EAB_HMAC_KEY, TSIG secrets).
+SECRET_ENV = re.compile(r"SECRET|TOKEN|HMAC|PASSWORD|PASSPHRASE|PRIVATE")
+SECRET_FLAGS = ("--eab-hmac-key",)
+_RESULT_CAP = 4000  # characters of one result kept (a `certs list` of 1,000 rows is not news)
+
+
+def _secret_values(argv: Sequence[str], extra: Sequence[str | None] = ()) -> list[str]:
+    values = [v for k, v in os.environ.items() if SECRET_ENV.search(k.upper())]
+    values += [v for v in extra if v]
+    for i, arg in enumerate(argv):
+        for flag in SECRET_FLAGS:
+            if arg == flag and i + 1 < len(argv):
+                values.append(argv[i + 1])
+            elif arg.startswith(flag + "="):
+                values.append(arg.split("=", 1)[1])
+    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+
+class _Blank(logging.Filter):
+    """Pattern redaction (context.redact) plus the literal secret values of this run."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from acmeali.context import redact
+
+        msg = record.getMessage()
+        clean = redact(msg)
+        for s in self._secrets:
+            clean = clean.replace(s, "***")
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
+    """Creates the log (and each rotated successor) 0600: it names hosts and accounts."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
+class RunLog:
+    """The open log of one run; ``finish`` writes the exit code and closes it."""
+
+    def __init__(self, handler: logging.Handler | None, run_logger: logging.Logger) -> None:
+        self.handler = handler
+        self._logger = run_logger
+
+    def finish(self, code: int) -> None:
+        if self.handler is None:
+            return
+        self._logger.info("exit %d", code)
+        logging.getLogger("acmeali").removeHandler(self.handler)
+        self._logger.removeHandler(self.handler)
+        self.handler.close()
+        self.handler = None
+
+
+def log_path(ctx: Context) -> Path | None:
+    """Where this run logs, or None when logging to a file is switched off."""
+    flag = ctx.arg("log_file")
+    if flag:
+        return Path(flag)
+    settings = ctx.config.logging
+    if not settings.enabled:
+        return None
+    if settings.file:
+        return Path(settings.file)
+    return ctx.state_dir / "logs" / "acmeali.log"
+
+
+def start(ctx: Context, argv: Sequence[str]) -> RunLog:
+    """Open the run log and connect the UI and the ``acmeali`` loggers to it."""
+    run_logger = logging.getLogger("acmeali.run")  # propagate=False: no stderr echo
+    run_logger.propagate = False
+    try:
+        path = log_path(ctx)
+        if path is None:
+            return RunLog(None, run_logger)
+        settings = ctx.config.logging
+        for d in reversed([path.parent, *path.parent.parents]):  # new levels 0700
+            if not d.is_dir():
+                d.mkdir(mode=0o700)
+        handler: logging.Handler = _PrivateRotatingHandler(
+            path, maxBytes=settings.max_bytes, backupCount=settings.backups, encoding="utf-8",
+            delay=False)
+    except (AcmealiError, OSError) as exc:
+        # Not fatal: the command reports a bad config itself when it needs one.
+        msg = exc.message if isinstance(exc, AcmealiError) else str(exc)
+        if ctx.verbose:
+            ctx.ui.err.write(f"note: no log file for this run ({msg})\n")
+        return RunLog(None, run_logger)
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_Blank(_secret_values(argv, [ctx.config.acme.eab_hmac_key])))
+    level = logging.DEBUG if ctx.verbose >= 2 else logging.INFO
+    handler.setLevel(level)
+    root = logging.getLogger("acmeali")
+    for h in root.handlers:  # stderr keeps the level -v/-q chose
+        if h.level == logging.NOTSET:
+            h.setLevel(root.level)
+    root.setLevel(min(root.level, level))
+    root.addHandler(handler)
+    run_logger.setLevel(logging.INFO)
+    run_logger.handlers[:] = [handler]
+
+    def sink(level: int, text: str) -> None:
+        if len(text) > _RESULT_CAP:
+            text = f"{text[:_RESULT_CAP]}... ({len(text) - _RESULT_CAP} more characters)"
+        run_logger.log(level, "%s", text)
+
+    ctx.ui.sink = sink
+    run_logger.info("acmeali %s (python %s): acmeali %s", __version__,
+                    sys.version.split()[0], " ".join(_blank_argv(argv)))
+    return RunLog(handler, run_logger)
+
+
+def _blank_argv(argv: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    hide = False
+    for arg in argv:
+        if hide:
+            out.append("***")
+            hide = False
+        elif arg in SECRET_FLAGS:
+            out.append(arg)
+            hide = True
+        elif any(arg.startswith(f + "=") for f in SECRET_FLAGS):
+            out.append(arg.split("=", 1)[0] + "=***")
+        else:
+            out.append(arg)
+    return out
