@@ -6,6 +6,7 @@ fresh clone pays for the install. A failed install is an error, never a skip.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from pathlib import Path
@@ -26,7 +27,12 @@ class Certbot:
 
     @staticmethod
     def install(log: Path) -> None:
-        error = certbot_install(log)
+        """Install once per machine; xdist workers (and `make bench`) wait on one lock."""
+        lock = CERTBOT.parent.parent.parent / "certbot-install.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            error = certbot_install(log)
         if error:
             raise RuntimeError(error)
 
