@@ -123,6 +123,17 @@ class RunLog:
         self.handler = None
 
 
+def loggable(text: str) -> str:
+    """``text`` with key blocks redacted, *then* capped: a cap first could cut a private key
+    block before its END line, where the redaction pattern no longer finds it."""
+    from acmeali.context import redact
+
+    text = redact(text)
+    if len(text) > _RESULT_CAP:
+        text = f"{text[:_RESULT_CAP]}... ({len(text) - _RESULT_CAP} more characters)"
+    return text
+
+
 def log_path(ctx: Context) -> Path | None:
     """Where this run logs, or None when logging to a file is switched off."""
     flag = ctx.arg("log_file")
@@ -170,9 +181,7 @@ def start(ctx: Context, argv: Sequence[str]) -> RunLog:
     run_logger.handlers[:] = [handler]
 
     def sink(level: int, text: str) -> None:
-        if len(text) > _RESULT_CAP:
-            text = f"{text[:_RESULT_CAP]}... ({len(text) - _RESULT_CAP} more characters)"
-        run_logger.log(level, "%s", text)
+        run_logger.log(level, "%s", loggable(text))
 
     ctx.ui.sink = sink
     run_logger.info("acmeali %s (python %s): acmeali %s", __version__,

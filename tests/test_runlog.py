@@ -73,3 +73,17 @@ def test_log_rotates_and_can_be_switched_off(tmp_path: Path) -> None:
     conf.write_text("[logging]\nrotate = 3\n")
     r = run_acmeali("--config", str(conf), "--state-dir", str(off), "renew")
     assert r.returncode == 2 and "logging.rotate: unknown key" in r.stderr
+
+
+def test_key_material_is_redacted_before_long_output_is_capped() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from acmeali.logfile import loggable
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    body = pem.splitlines()[5]
+    text = loggable("x" * 3900 + "\n" + pem)
+    assert body not in text and "BEGIN PRIVATE KEY" not in text
