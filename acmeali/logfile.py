@@ -106,6 +106,52 @@ class _RotatingFile(logging.FileHandler):
         self.stream = self._open()
 
 
+class _WhenReady(logging.Handler):
+    """Writes to the log file once one of ``anchors`` exists (at once without anchors),
+    keeping the records until then. Filters and levels apply on entry."""
+
+    def __init__(self, path: Path, anchors: tuple[Path, ...], max_bytes: int,
+                 backups: int) -> None:
+        super().__init__()
+        self._path, self._anchors = path, anchors
+        self._max_bytes, self._backups = max_bytes, backups
+        self._file: _RotatingFile | None = None
+        self._pending: list[logging.LogRecord] = []
+        self._failed = False
+
+    def _ready(self) -> bool:
+        if self._file is not None:
+            return True
+        if self._failed or (self._anchors and not any(a.is_dir() for a in self._anchors)):
+            return False
+        try:
+            for d in reversed([self._path.parent, *self._path.parent.parents]):
+                if not d.is_dir():
+                    d.mkdir(mode=0o700)  # new levels 0700
+            self._file = _RotatingFile(self._path, self._max_bytes, self._backups)
+        except OSError:
+            self._failed = True  # never fail the command over its log
+            return False
+        self._file.setFormatter(self.formatter)
+        for record in self._pending:
+            self._file.emit(record)
+        self._pending.clear()
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._ready():
+            assert self._file is not None
+            self._file.emit(record)
+        elif not self._failed:
+            self._pending.append(record)
+
+    def close(self) -> None:
+        self._ready()
+        if self._file is not None:
+            self._file.close()
+        super().close()
+
+
 class RunLog:
     """The open log of one run; ``finish`` writes the exit code and closes it."""
 
@@ -156,10 +202,13 @@ def start(ctx: Context, argv: Sequence[str]) -> RunLog:
         if path is None:
             return RunLog(None, run_logger)
         settings = ctx.config.logging
-        for d in reversed([path.parent, *path.parent.parents]):  # new levels 0700
-            if not d.is_dir():
-                d.mkdir(mode=0o700)
-        handler: logging.Handler = _RotatingFile(path, settings.max_bytes, settings.backups)
+        # The default log lives in the state directory, and a state directory that holds
+        # no account and no lineage yet gets none: a first try with bad input or a typo
+        # leaves nothing behind. The records wait until one of them exists.
+        explicit = bool(ctx.arg("log_file") or settings.file)
+        anchors = () if explicit else (ctx.state_dir / "accounts", ctx.state_dir / "renewal")
+        handler: logging.Handler = _WhenReady(path, anchors, settings.max_bytes,
+                                              settings.backups)
     except (AcmealiError, OSError) as exc:
         # Not fatal: the command reports a bad config itself when it needs one.
         msg = exc.message if isinstance(exc, AcmealiError) else str(exc)

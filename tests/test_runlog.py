@@ -16,8 +16,14 @@ SECRETS = {
 ARGV_HMAC = "YXJndi1obWFjLWtleS10aGF0LW11c3Qtbm90LWxlYWs"
 
 
+def state_in_use(path: Path) -> Path:
+    """A state directory that holds lineages (none yet), as after the first issuance."""
+    (path / "renewal").mkdir(parents=True)
+    return path
+
+
 def test_quiet_renew_still_logs_what_verbose_would_show(tmp_path: Path) -> None:
-    state = tmp_path / "state"
+    state = state_in_use(tmp_path / "state")
     r = run_acmeali("--state-dir", str(state), "renew", "-q")
     assert r.returncode == 0 and r.stderr == "" and r.stdout == ""
     log = state / "logs" / "acmeali.log"
@@ -27,6 +33,13 @@ def test_quiet_renew_still_logs_what_verbose_would_show(tmp_path: Path) -> None:
     assert text.rstrip().endswith("exit 0")
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+
+
+def test_a_fresh_state_directory_gets_no_log_from_a_failed_first_try(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    r = run_acmeali("--state-dir", str(state), "issue", "-d", "bad..name", "--agree-tos")
+    assert r.returncode == 2
+    assert not state.exists()
 
 
 def test_secrets_in_environment_and_argv_never_reach_the_log(pebble: Pebble,
@@ -51,7 +64,7 @@ def test_secrets_in_environment_and_argv_never_reach_the_log(pebble: Pebble,
 
 
 def test_log_rotates_and_can_be_switched_off(tmp_path: Path) -> None:
-    state = tmp_path / "state"
+    state = state_in_use(tmp_path / "state")
     conf = tmp_path / "acmeali.toml"
     conf.write_text("[logging]\nmax_bytes = 10000\nbackups = 2\n")
     log = state / "logs" / "acmeali.log"
@@ -66,7 +79,7 @@ def test_log_rotates_and_can_be_switched_off(tmp_path: Path) -> None:
     assert "exit 0" in log.read_text()
 
     conf.write_text("[logging]\nenabled = false\n")
-    off = tmp_path / "off"
+    off = state_in_use(tmp_path / "off")
     assert run_acmeali("--config", str(conf), "--state-dir", str(off), "renew").returncode == 0
     assert not (off / "logs").exists()
 
