@@ -56,6 +56,9 @@ def test_import_in_place_keeps_paths_and_renews_with_certbots_account(
     before = (le / "live" / "cb1.example.test" / "fullchain.pem").read_bytes()
     key_before = (le / "live" / "cb1.example.test" / "privkey.pem").read_bytes()
 
+    # Pointed at certbot's directory before importing, acmeali says what to do.
+    r = ok(acmeali(pebble, le, "certs", "list"))
+    assert "No certificates" in r.stdout and "acmeali import certbot" in r.stderr
     r = ok(acmeali(pebble, le, "import", "certbot", "--config-dir", str(le)))
     assert "Imported 2 of 2 certbot lineages" in r.stdout
     assert "renewal-hooks/deploy: reload.sh" in r.stderr  # reported, not silently dropped

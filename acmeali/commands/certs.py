@@ -57,6 +57,9 @@ def run_list(ctx: Context) -> int:
         return 0
     if not rows and not broken:
         ctx.ui.result(f"No certificates in {ctx.state_dir}")
+        if any((ctx.state_dir / "renewal").glob("*.conf")):  # certbot's, not ours
+            ctx.ui.info(f"hint: {ctx.state_dir} holds certbot lineages; `acmeali import "
+                        f"certbot --config-dir {ctx.state_dir}` takes them over")
         return 0
     header = ("NAME", "DOMAINS", "EXPIRES", "DAYS", "KEY", "ISSUER", "STATUS", "NEXT RENEWAL")
     table = [header]
