@@ -8,10 +8,11 @@ STAMP  := $(VENV)/.installed
 
 # Debian packages the test bed drives for real: Pebble and its challenge test
 # server (the CA), mosquitto (an MQTT broker for device certificates), openssl,
-# BIND (RFC 2136 dynamic updates with TSIG) and PostgreSQL (the shared store).
-DEB_PACKAGES := pebble mosquitto mosquitto-clients openssl bind9 bind9-utils postgresql
+# BIND (RFC 2136 dynamic updates with TSIG), PostgreSQL (the shared store) and systemd
+# (systemd-analyze verifies the units `acmeali schedule install` writes).
+DEB_PACKAGES := pebble mosquitto mosquitto-clients openssl bind9 bind9-utils postgresql systemd
 DEB_BINARIES := pebble pebble-challtestsrv mosquitto mosquitto_pub mosquitto_sub openssl \
-                named tsig-keygen
+                named tsig-keygen systemd-analyze
 # PostgreSQL's server binaries are not on PATH on Debian: look in its versioned directory.
 DEB_GLOBS    := /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/postgres \
                 /usr/lib/postgresql/*/bin/pg_dump

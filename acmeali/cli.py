@@ -15,9 +15,13 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from acmeali import __version__
 from acmeali.errors import AcmealiError
+
+if TYPE_CHECKING:
+    from acmeali.context import Context
 
 # Every top-level command: (name, module that registers it, one-line help), in the order
 # --help lists them. Only the module of the command being run is imported and its parser
@@ -38,8 +42,11 @@ COMMANDS = (
      "ApsaraMQ for MQTT: register CAs, manage CA/device certificates"),
     ("storage", "acmeali.commands.storage",
      "shared storage for fleets: init, status, migrate, rotate-key"),
+    ("schedule", "acmeali.commands.schedule",
+     "install or remove the renewal timer (systemd) or cron entry"),
+    ("import", "acmeali.commands.importer", "take over certificates another ACME client issued"),
 )
-_VALUE_OPTIONS = ("--config", "--state-dir", "--server", "--ca-bundle")
+_VALUE_OPTIONS = ("--config", "--state-dir", "--server", "--ca-bundle", "--log-file")
 
 
 def _add_globals(p: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -53,6 +60,8 @@ def _add_globals(p: argparse.ArgumentParser, *, suppress: bool) -> None:
                    help="ACME directory URL, or letsencrypt / letsencrypt-staging")
     g.add_argument("--ca-bundle", metavar="FILE", default=none,
                    help="extra trust roots for the CA's TLS certificate (verification stays on)")
+    g.add_argument("--log-file", metavar="FILE", default=none,
+                   help="append this run's log here (default <state>/logs/acmeali.log)")
     g.add_argument("-v", "--verbose", action="count",
                    default=argparse.SUPPRESS if suppress else 0,
                    help="more detail; -vv for protocol debugging (secrets redacted)")
@@ -126,8 +135,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     from acmeali.context import Context
+    from acmeali.logfile import start as start_log
 
     ctx = Context(args)
+    run_log = start_log(ctx, argv)
+    code = 1
+    try:
+        code = _run(ctx, args)
+    except BrokenPipeError:
+        # `acmeali certs list | head`: the reader left; no traceback, and no second
+        # error when Python flushes stdout at exit.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 1
+    finally:
+        run_log.finish(code)
+    return code
+
+
+def _run(ctx: Context, args: argparse.Namespace) -> int:
     try:
         code: int = args.handler(ctx)
         return code

@@ -119,6 +119,16 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class LoggingSettings:
+    """The run log (acmeali/logfile.py): on by default, under the state directory."""
+
+    enabled: bool = True
+    file: str | None = None  # default <state_dir>/logs/acmeali.log
+    max_bytes: int = 1_000_000
+    backups: int = 10
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str | None = None
     acme: AcmeSettings = field(default_factory=AcmeSettings)
@@ -129,6 +139,7 @@ class Config:
     aliyun: AliyunSettings = field(default_factory=AliyunSettings)
     source: str | None = None
     storage: StorageSettings = field(default_factory=StorageSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     def certificate(self, name: str) -> CertificateConfig | None:
         # A dict built once: `renew` asks for each of possibly thousands of lineages.
@@ -270,6 +281,8 @@ def _make_checkers(ctx: _Ctx) -> dict[str, Checker]:
         "emails": str_list(email), "domains": str_list(domain), "targets": str_list(target),
         "resolvers": str_list(resolver), "server": server, "lineage_name": lineage_name,
         "endpoint": endpoint, "backend": choice(STORAGE_BACKEND_NAMES),
+        "log_bytes": integer(10_000, 1_000_000_000),
+        "log_backups": integer(0, 1000),
     }
 
 
@@ -295,7 +308,10 @@ _RENEWAL_KEYS = {
 _ALIYUN_KEYS = {"region": "string", "site": "site", "profile": "opt_string", "protocol": "protocol"}
 _CAS_KEYS = {"cleanup_old": "boolean", "keep_previous": "keep0"}
 _STORAGE_KEYS = {"backend": "backend", "dsn": "opt_string", "key_file": "opt_string"}
-_TOP_KEYS = ("state_dir", "acme", "defaults", "certificates", "renewal", "aliyun", "storage")
+_LOGGING_KEYS = {"enabled": "boolean", "file": "opt_string", "max_bytes": "log_bytes",
+                 "backups": "log_backups"}
+_TOP_KEYS = ("state_dir", "acme", "defaults", "certificates", "renewal", "aliyun", "storage",
+             "logging")
 
 
 def _table(ctx: _Ctx, v: Any, path: str) -> dict[str, Any]:
@@ -388,9 +404,12 @@ def parse_config(data: Mapping[str, Any], source: str | None = None) -> Config:
                                        settings=settings, explicit=frozenset(overrides)))
     storage = StorageSettings(**_section(
         ctx, checks, _table(ctx, data.get("storage", {}), "storage"), _STORAGE_KEYS, "storage"))
+    log_settings = LoggingSettings(**_section(
+        ctx, checks, _table(ctx, data.get("logging", {}), "logging"), _LOGGING_KEYS, "logging"))
     return Config(state_dir=state_dir, acme=acme, defaults=defaults, certificates=tuple(certs),
                   renewal=renewal, aliyun=aliyun, source=source,
-                  defaults_explicit=frozenset(defaults_kw), storage=storage)
+                  defaults_explicit=frozenset(defaults_kw), storage=storage,
+                  logging=log_settings)
 
 
 def _check_cert_settings(ctx: _Ctx, s: CertSettings, domains: tuple[str, ...], prefix: str) -> None:

@@ -7,9 +7,11 @@ but errors.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 
@@ -23,6 +25,13 @@ class UI:
         self._lock = threading.Lock()
         self._progress_open = False
         self._last_progress = 0.0
+        # The run's log file (acmeali/logfile.py) gets every line -v would show, even
+        # under -q: (level, text).
+        self.sink: Callable[[int, str], None] | None = None
+
+    def _log(self, level: int, text: str) -> None:
+        if self.sink is not None:
+            self.sink(level, text)
 
     @property
     def interactive(self) -> bool:
@@ -35,11 +44,13 @@ class UI:
 
     def result(self, text: str) -> None:
         """A command's result (what the user asked for); shown even with -q."""
+        self._log(logging.INFO, text)
         with self._lock:
             self._end_progress()
             print(text, file=self.out, flush=True)
 
     def info(self, text: str) -> None:
+        self._log(logging.INFO, text)
         if self.quiet:
             return
         with self._lock:
@@ -49,13 +60,17 @@ class UI:
     def detail(self, text: str) -> None:
         if self.verbose:
             self.info(text)
+        else:
+            self._log(logging.INFO, text)
 
     def warn(self, text: str) -> None:
+        self._log(logging.WARNING, text)
         with self._lock:
             self._end_progress()
             print(f"warning: {text}", file=self.err, flush=True)
 
     def error(self, text: str) -> None:
+        self._log(logging.ERROR, text)
         with self._lock:
             self._end_progress()
             print(f"error: {text}", file=self.err, flush=True)

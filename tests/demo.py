@@ -33,8 +33,11 @@ def acmeali(*args: str, env: dict[str, str]) -> None:
     shown = " ".join(a if " " not in a and "*" not in a else repr(a) for a in args)
     print(f"$ acmeali {shown}", flush=True)
     t = time.monotonic()
-    proc = subprocess.run(cmd, env=env, cwd=WORK, text=True, capture_output=True, timeout=300)
-    for line in (proc.stdout + proc.stderr).rstrip().splitlines():
+    # One pipe for both streams, so lines appear in the order acmeali wrote them
+    # ("Requesting ..." before "Certificate ... saved").
+    proc = subprocess.run(cmd, env=env, cwd=WORK, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=300)
+    for line in proc.stdout.rstrip().splitlines():
         print(f"  {line}")
     print(f"  (exit {proc.returncode}, {time.monotonic() - t:.2f}s)", flush=True)
     if proc.returncode != 0:

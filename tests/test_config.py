@@ -54,11 +54,32 @@ def test_example_loads() -> None:
     assert second.settings.http_port == 80  # inherited from [defaults]
     assert c.certificates[0].settings.deploy == ("cas", "cdn:static.example.com",
                                                  "hook:systemctl reload nginx")
-    assert c.aliyun.cas_keep_previous == 1 and set(c.aliyun.endpoints) == set(cfg.ENDPOINT_NAMES)
+    assert c.aliyun.cas_keep_previous == 1 and c.aliyun.endpoints == {}
+
+
+def test_example_pins_nothing_that_differs_from_the_defaults() -> None:
+    """Copying the example must not change the renewal rule or pin Alibaba endpoints
+    (ux-review (b)#5/#6): with site/region switched, endpoints follow them."""
+    from acmeali.aliyun.clients import endpoint_for
+
+    c = load_config(str(EXAMPLE))
+    assert c.renewal == cfg.RenewalSettings()
+    assert c.defaults == cfg.CertSettings()
+    assert c.aliyun == cfg.AliyunSettings()
+    assert c.logging == cfg.LoggingSettings()
+    text = EXAMPLE.read_text().replace('region = "cn-hangzhou"', 'region = "ap-southeast-1"')
+    text = text.replace('site = "china"', 'site = "international"')
+    intl = cfg.load_config_bytes(text.encode(), "intl.toml").aliyun
+    assert endpoint_for("cas", intl) == "cas.ap-southeast-1.aliyuncs.com"
+    assert endpoint_for("apigateway", intl) == "apigateway.ap-southeast-1.aliyuncs.com"
+    assert endpoint_for("mqtt", intl) == "onsmqtt.ap-southeast-1.aliyuncs.com"
+    assert endpoint_for("apigateway", intl, "cn-shanghai") == "apigateway.cn-shanghai.aliyuncs.com"
 
 
 def test_example_documents_every_key() -> None:
-    raw = tomllib.loads(EXAMPLE.read_text())
+    # Keys whose default is "unset" are documented commented out: count them too.
+    text = re.sub(r"(?m)^# (\[aliyun\.endpoints\]|[a-z_]+ = .*)$", r"\1", EXAMPLE.read_text())
+    raw = tomllib.loads(text)
     assert set(raw) == set(cfg._TOP_KEYS)
     assert set(raw["acme"]) == set(cfg._ACME_KEYS)
     assert set(raw["defaults"]) == set(cfg._CERT_KEYS)
@@ -66,6 +87,7 @@ def test_example_documents_every_key() -> None:
     assert set(raw["aliyun"]) == set(cfg._ALIYUN_KEYS) | {"endpoints", "cas"}
     assert set(raw["aliyun"]["endpoints"]) == set(cfg.ENDPOINT_NAMES)
     assert set(raw["aliyun"]["cas"]) == set(cfg._CAS_KEYS)
+    assert set(raw["logging"]) == set(cfg._LOGGING_KEYS)
     assert {"name", "domains"} <= set(raw["certificates"][0])
     # Every key line has a comment right above it (or belongs to a commented group).
     lines = EXAMPLE.read_text().splitlines()
@@ -81,6 +103,7 @@ def test_example_keys_are_in_configuration_doc() -> None:
     doc = (REPO / "docs" / "configuration.md").read_text()
     keys = (set(cfg._ACME_KEYS) | set(cfg._CERT_KEYS) | set(cfg._RENEWAL_KEYS)
             | set(cfg._ALIYUN_KEYS) | set(cfg._CAS_KEYS) | set(cfg.ENDPOINT_NAMES)
+            | set(cfg._LOGGING_KEYS)
             | {"state_dir", "name", "domains"})
     missing = sorted(k for k in keys if f"`{k}`" not in doc)
     assert not missing, f"docs/configuration.md does not document {missing}"

@@ -79,6 +79,11 @@ def test_register_and_manage_ca_and_devices(cli: Cli, aliyun: Any, tmp_path: Pat
     by_ca = json.loads(cli("mqtt", "device", "list", "--instance", INSTANCE, "--ca-sn", sn,
                            "--json").stdout)
     assert {d["DeviceSn"] for d in by_ca} == {dsn1, dsn2}
+    one = json.loads(cli("mqtt", "device", "list", "--instance", INSTANCE, "--device-sn", dsn2,
+                         "--json").stdout)
+    assert [d["DeviceSn"] for d in one] == [dsn2]  # docs/mqtt.md: --device-sn filters
+    assert json.loads(cli("mqtt", "ca", "list", "--instance", INSTANCE, "--sn", "ffff",
+                          "--json").stdout) == []
     dev = ("--instance", INSTANCE, "--ca-sn", sn, "--device-sn", dsn1)
     assert "sensor-1" in cli("mqtt", "device", "show", *dev).stdout
 

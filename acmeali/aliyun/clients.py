@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from acmeali import docs_url
 from acmeali.config import AliyunSettings
 from acmeali.errors import UsageError
 
@@ -265,8 +266,9 @@ class NoCredentials(UsageError):
 
     def __init__(self, tried: list[str], profile: str | None) -> None:
         where = f" (profile {profile!r})" if profile else ""
+        tried = [t.replace(": $/", ": /") for t in tried]  # the SDK's f-string typo
         super().__init__(
             f"no Alibaba Cloud credentials found{where}; tried " + "; ".join(tried),
             hint="set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, configure "
                  "a profile with `aliyun configure` (~/.aliyun/config.json), or run on an ECS "
-                 "instance with a RAM role; see docs/alibaba-cloud.md")
+                 f"instance with a RAM role; see {docs_url('alibaba-cloud.md')}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from acmeali import docs_url
 from acmeali.errors import AcmealiError
 
 # RAM "service code" of each product; the RAM action is "<code>:<API action>" except where
@@ -80,7 +81,7 @@ def hint_for(code: str | None, service: str, action: str,
             or code in ("Forbidden.RAM", "Forbidden.NoPermission", "NoPermission")):
         needed = auth_action or ram_action(service, action)
         return (f"the RAM identity lacks the permission {needed}; grant it in a RAM policy "
-                "(docs/alibaba-cloud.md has least-privilege policies per feature)")
+                f"({docs_url('alibaba-cloud.md')} has least-privilege policies per feature)")
     if (code.startswith("Throttling") or code in ("Rejected.Throttling", "SystemOverFlow",
                                                   "ServiceUnavailable")):
         return "Alibaba Cloud kept refusing the request (throttling); run again later"

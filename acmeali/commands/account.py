@@ -51,8 +51,10 @@ def _loaded(ctx: Context):  # type: ignore[no-untyped-def]
     client = _client(ctx)
     record = load_account(client, ctx.store, ctx.server)
     if record is None:
+        server = f" --server {ctx.arg('server')}" if ctx.arg("server") else ""
         raise UsageError(f"no account for {ctx.server} in {ctx.state_dir}",
-                         hint="`acmeali account register --email you@example.com --agree-tos`")
+                         hint=f"`acmeali account register{server} --email you@example.com "
+                              "--agree-tos`")
     return client, record
 
 

@@ -143,8 +143,10 @@ def run_server_cert(ctx: Context) -> int:
     _report(ctx, "server certificate written", paths, issued)
     ctx.ui.info(f"next: upload {out / 'server_chain.crt'} as the certificate and "
                 f"{out / 'server_pkcs8.key'} as the key to CAS (leave its chain field "
-                "empty); then switch the instance to it in the MQTT console (Certificates > "
-                "Server certificate > start; the instance restarts for 5-10 minutes)")
+                "empty); then switch the instance to it in the MQTT console (Instances -> your "
+                "instance -> Certificate Management -> Server Certificate -> Mutual "
+                "authentication -> select it -> Start; the instance restarts for 5-10 "
+                "minutes)")
     return 0
 
 

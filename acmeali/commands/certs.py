@@ -57,20 +57,28 @@ def run_list(ctx: Context) -> int:
         return 0
     if not rows and not broken:
         ctx.ui.result(f"No certificates in {ctx.state_dir}")
+        if any((ctx.state_dir / "renewal").glob("*.conf")):  # certbot's, not ours
+            ctx.ui.info(f"hint: {ctx.state_dir} holds certbot lineages; `acmeali import "
+                        f"certbot --config-dir {ctx.state_dir}` takes them over")
         return 0
     header = ("NAME", "DOMAINS", "EXPIRES", "DAYS", "KEY", "ISSUER", "STATUS", "NEXT RENEWAL")
     table = [header]
     for r in rows:
-        table.append((r["name"], ",".join(r["domains"]), (r["not_after"] or "-")[:16],
+        table.append((r["name"], ",".join(r["domains"]), _utc(r["not_after"]),
                       "-" if r["days_left"] is None else f"{r['days_left']:.1f}",
                       r["key_type"] or "-", r["issuer"] or "-", r["status"],
-                      (r["next_renewal"] or "-")[:16]))
+                      _utc(r["next_renewal"])))
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
         ctx.ui.result("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     for name, err in broken:
         ctx.ui.result(f"{name}: BROKEN - {err}")
     return 0
+
+
+def _utc(iso: str | None) -> str:
+    """``2031-12-01T18:37:00Z`` -> ``2031-12-01 18:37Z``: short, and says which zone."""
+    return f"{iso[:10]} {iso[11:16]}Z" if iso else "-"
 
 
 def run_check(ctx: Context) -> int:
@@ -129,5 +137,6 @@ def run_check(ctx: Context) -> int:
             detail = " ".join(p["detail"].split())
             ctx.ui.result(f"{p['name']}: {p['problem']}: {detail}")
         if not problems:
-            ctx.ui.info(f"all {len(metas)} lineages healthy")
+            n = len(metas)
+            ctx.ui.info("1 lineage healthy" if n == 1 else f"all {n} lineages healthy")
     return 1 if problems else 0

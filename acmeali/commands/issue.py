@@ -223,6 +223,9 @@ def run(ctx: Context) -> int:
         from acmeali.renewal import run_deploy_hook
 
         run_deploy_hook(settings.deploy_hook, meta, ctx.store)
+    from acmeali.commands.schedule import print_next_step
+
+    print_next_step(ctx)  # "Next: keep it renewed with `acmeali schedule install`"
     return 1 if failed else 0
 
 

@@ -233,6 +233,8 @@ def run_ca(ctx: Context) -> int:
                                               mqtt_instance_id=instance, page_no=page,
                                               page_size=str(PAGE_SIZE))),
                        "CaCertificateVOS")
+        if ctx.arg("sn"):  # documented for `list`: only that CA
+            items = [vo for vo in items if str(vo.get("Sn", "")) == str(ctx.arg("sn")).strip()]
         if ctx.arg("json"):
             _print_json(ctx, items)
         elif items:
@@ -294,6 +296,9 @@ def run_device(ctx: Context) -> int:
                 mqtt_instance_id=instance, page_no=page, page_size=str(PAGE_SIZE)))
 
         items = _paged(fetch, "DeviceCertificateVOS")
+        if ctx.arg("device_sn"):  # documented for `list`: only that device certificate
+            wanted = str(ctx.arg("device_sn")).strip()
+            items = [vo for vo in items if str(vo.get("DeviceSn", "")) == wanted]
         if ctx.arg("json"):
             _print_json(ctx, items)
         elif items:

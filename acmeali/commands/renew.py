@@ -10,6 +10,7 @@ from acmeali.errors import UsageError
 
 if TYPE_CHECKING:
     from acmeali.issuance import Environment
+    from acmeali.renewal import RenewReport
 
 
 def register(cp: CommandParsers) -> None:
@@ -73,16 +74,31 @@ def run(ctx: Context) -> int:
             ui.info(f"{o.name}: skipped ({o.message})")
         else:
             ui.info(f"{o.name}: {o.action}" + (f" - {o.message}" if o.message else ""))
-    worked = [o for o in report.outcomes if o.action in ("renewed", "redeployed", "dry-run")]
     if report.outcomes:
-        ui.info(f"{len(worked)} done, {len(report.failed)} failed, "
-                f"{report.total - len(report.outcomes)} not due (of {report.total})")
+        ui.info(summary_line(report))
     elif report.total:
         nxt = ""
         if report.next_due:
             name, at = report.next_due
             nxt = f"; next: {name} on {at.strftime('%Y-%m-%d %H:%M UTC')}"
-        ui.info(f"No renewals due ({report.total} lineages{nxt})")
+        ui.info(f"No renewals due ({report.total} lineage{'' if report.total == 1 else 's'}"
+                f"{nxt})")
     else:
         ui.info("No lineages in " + str(ctx.state_dir))
     return 1 if report.failed else 0
+
+
+def summary_line(report: RenewReport) -> str:
+    """``1 done, 1 failed, 3 not due (of 5)``, counting each lineage once.
+
+    One lineage can have two outcomes (renewed, then its deploy hook failed): it counts as
+    failed. A failed global hook counts as a failure but is no lineage; an unknown
+    ``--name`` counts as one lineage asked for.
+    """
+    failed = {o.name for o in report.failed}
+    lineages = {o.name for o in report.outcomes if not o.name.startswith("(")}
+    done = {o.name for o in report.outcomes
+            if o.action in ("renewed", "redeployed", "dry-run")} - failed
+    of = max(report.total, len(lineages))
+    return (f"{len(done)} done, {len(failed)} failed, {of - len(lineages)} not due "
+            f"(of {of})")

@@ -37,8 +37,8 @@ def deploy(ctx: DeployContext, target: Target) -> TargetResult:
         f"MQTT instance {instance}: the server certificate is in CAS as {cas.identifier} "
         f"(CertId {cas.cert_id}, name {cas.name}).\n"
         f"  To use it: ApsaraMQ for MQTT console -> Instances -> {instance} -> "
-        "Instance Details -> Server certificate (TLS) -> Modify/Bind certificate -> choose "
-        f"{cas.identifier}.")
+        "Certificate Management -> Server Certificate -> Mutual authentication -> select "
+        f"{cas.identifier} -> Start.")
     ctx.ui.warn(f"switching {instance} to the new certificate restarts the instance: "
                 "clients are disconnected for 5-10 minutes; do it in a maintenance window")
     details = {"cert_id": cas.cert_id, "identifier": cas.identifier, "instance": instance,

@@ -83,6 +83,12 @@ def _rr(fqdn: str, zone_ascii: str) -> str:
     return fqdn[: -len(zone_ascii) - 1] if fqdn != zone_ascii else "@"
 
 
+# Error codes about the caller, not the name asked about (aliyun/errors.py hint_for).
+_NOT_ABOUT_THE_ZONE = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "IncompleteSignature",
+                       "InvalidSignature", "InvalidSecurityToken", "Forbidden", "NoPermission",
+                       "Throttling", "ServiceUnavailable")
+
+
 @dataclass
 class _Record:
     zone: str
@@ -199,6 +205,8 @@ class AlidnsSolver(DnsSolver):
         try:
             body = self._call("GetMainDomainName", {"InputString": fqdn})
         except AliyunError as exc:
+            if exc.code and exc.code.startswith(_NOT_ABOUT_THE_ZONE):
+                raise  # wrong secret, no permission: the zone is not the problem
             raise ChallengeError(f"Alidns cannot tell the zone of {fqdn}: {exc.message}",
                                  hint=exc.hint or "set dns_zone for this certificate"
                                  ) from None
