@@ -84,7 +84,7 @@ def test_future_window_respects_retry_after_and_follows_a_moved_window(
     bed.issue(name)
     cert_id = _expected_cert_id(bed, name)
     serial = bed.serial(name)
-    w1 = Window(_now() + timedelta(days=10), _now() + timedelta(days=11), retry_after=3)
+    w1 = Window(_now() + timedelta(days=10), _now() + timedelta(days=11), retry_after=10)
     proxy.set_window(w1)
 
     r = bed.cli("renew")
@@ -114,7 +114,7 @@ def test_future_window_respects_retry_after_and_follows_a_moved_window(
         assert r.returncode == 0, r.stderr
         return proxy.cert_ids().count(cert_id) == 2
 
-    wait_until(polled_again, "a second ARI poll after Retry-After", timeout=15, interval=0.3)
+    wait_until(polled_again, "a second ARI poll after Retry-After", timeout=40, interval=0.5)
     moved = from_iso(bed.meta(name)["ari"]["selected"])
     assert moved is not None and w2.start <= moved <= w2.end and moved != first
     assert bed.serial(name) == serial  # still not due: nothing renewed
