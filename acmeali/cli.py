@@ -32,6 +32,7 @@ COMMANDS = (
     ("renew", "acmeali.commands.renew",
      "renew every lineage that is due (for cron / systemd timers)"),
     ("revoke", "acmeali.commands.revoke", "revoke a certificate (by lineage or file)"),
+    ("delete", "acmeali.commands.delete", "delete a lineage (its files, renewal record and lock)"),
     ("certs", "acmeali.commands.certs", "list stored certificates or check their health"),
     ("deploy", "acmeali.commands.deploy", "deploy a stored certificate to Alibaba Cloud or a hook"),
     ("account", "acmeali.commands.account", "manage the ACME account of a server"),
@@ -62,6 +63,12 @@ def _add_globals(p: argparse.ArgumentParser, *, suppress: bool) -> None:
                    help="extra trust roots for the CA's TLS certificate (verification stays on)")
     g.add_argument("--log-file", metavar="FILE", default=none,
                    help="append this run's log here (default <state>/logs/acmeali.log)")
+    g.add_argument("--staging", "--test-cert", action="store_true", dest="staging",
+                   default=argparse.SUPPRESS if suppress else False,
+                   help="certbot's spelling of --server letsencrypt-staging")
+    g.add_argument("-n", "--non-interactive", action="store_true", dest="non_interactive",
+                   default=argparse.SUPPRESS if suppress else False,
+                   help="never ask: act as without a terminal (certbot's spelling)")
     g.add_argument("-v", "--verbose", action="count",
                    default=argparse.SUPPRESS if suppress else 0,
                    help="more detail; -vv for protocol debugging (secrets redacted)")

@@ -60,6 +60,12 @@ class Context:
         self.quiet: bool = bool(getattr(args, "quiet", False))
         self.ui = UI(verbose=self.verbose, quiet=self.quiet)
         setup_logging(self.verbose)
+        if getattr(args, "non_interactive", False):
+            # -n: every "is someone at the terminal?" check answers no, as under cron.
+            import os
+            import sys
+
+            sys.stdin = open(os.devnull)  # the process's stdin from now on
 
     def arg(self, name: str, default: Any = None) -> Any:
         return getattr(self.args, name, default)
@@ -80,6 +86,12 @@ class Context:
     @cached_property
     def server(self) -> str:
         flag = self.arg("server")
+        if self.arg("staging"):
+            from acmeali.config import LETSENCRYPT_STAGING
+
+            if flag and resolve_server(flag) != LETSENCRYPT_STAGING:
+                raise UsageError("--staging and --server name different CAs; give one of them")
+            return LETSENCRYPT_STAGING
         if flag:
             url = resolve_server(flag)
             if not url.startswith("https://"):

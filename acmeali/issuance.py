@@ -89,6 +89,9 @@ class Environment:
     aliyun: AliyunSettings = field(default_factory=AliyunSettings)
     timeout: float = 30.0
     keep_versions: int = 5
+    # Trust roots recorded with lineages (server -> PEM file): a `renew` from cron verifies
+    # a private CA's TLS certificate with the bundle `issue --ca-bundle` was given.
+    bundles: dict[str, str] = field(default_factory=dict)
     _clients: dict[tuple[str, int], AcmeClient] = field(default_factory=dict)
 
     def client(self, server: str) -> AcmeClient:
@@ -104,7 +107,8 @@ class Environment:
         if client is None:
             from acmeali.acme.client import AcmeClient
 
-            client = AcmeClient(server, ca_bundle=self.ca_bundle, timeout=self.timeout)
+            client = AcmeClient(server, ca_bundle=self.ca_bundle or self.bundles.get(server),
+                                timeout=self.timeout)
             self._clients[key] = client
         return client
 
@@ -162,28 +166,92 @@ def issue(spec: IssueSpec, env: Environment, *,
           lock_wait: float = 0.0) -> IssueResult:
     """Issue (or renew) one lineage. Raises AcmealiError subclasses on failure."""
     store = env.store
-    with store.lock(spec.name, wait=lock_wait):
-        existing = store.load_meta(spec.name) if spec.name in store.lineage_names() else None
-        if still_needed is not None and not still_needed(existing):
-            assert existing is not None
-            return IssueResult(spec.name, existing, skipped=True)
-        meta = meta_for(spec, existing)
-        server = staging_counterpart(spec.server) if spec.dry_run else spec.server
-        try:
-            result = _issue_locked(spec, meta, server, env)
-        except AcmealiError as exc:
-            if not spec.dry_run and existing is not None:
-                meta.last_renewal = {"time": to_iso(utcnow()), "ok": False,
-                                     "error": exc.message}
-                store.save_meta(meta)
-            raise
-        return result
+    first = False
+    try:
+        with store.lock(spec.name, wait=lock_wait):
+            existing = store.load_meta(spec.name) if spec.name in store.lineage_names() else None
+            if still_needed is not None and not still_needed(existing):
+                assert existing is not None
+                return IssueResult(spec.name, existing, skipped=True)
+            # A lineage exists once its first certificate does: a first issuance that fails
+            # leaves nothing behind that `renew` would retry or `certs check` report.
+            first = existing is None or existing.current is None
+            recorded_bundle = existing.ca_bundle if existing is not None else None
+            meta = meta_for(spec, existing)
+            if env.ca_bundle:
+                meta.ca_bundle = str(Path(env.ca_bundle).resolve())
+            elif recorded_bundle:
+                env.bundles.setdefault(spec.server, recorded_bundle)
+            server = staging_counterpart(spec.server) if spec.dry_run else spec.server
+            try:
+                result = _issue_locked(spec, meta, server, env)
+            except AcmealiError as exc:
+                if spec.dry_run:
+                    raise
+                if first:
+                    forget_lineage(store, spec.name)
+                else:
+                    assert existing is not None
+                    meta.last_renewal = {"time": to_iso(utcnow()), "ok": False,
+                                         "error": exc.message}
+                    store.save_meta(meta)
+                raise
+            first = False
+            return result
+    finally:
+        if first and spec.name not in store.lineage_names():
+            drop_lock_file(store, spec.name)
+
+
+def forget_lineage(store: FileStore, name: str) -> None:
+    """Remove what a failed first issuance stored (record, pending key, empty archive)."""
+    import contextlib
+    import shutil
+
+    with contextlib.suppress(FileNotFoundError):
+        (store.root / "renewal" / f"{store.safe_name(name)}.json").unlink()
+    if not store.versions(name):
+        shutil.rmtree(_lineage_dir(store, name), ignore_errors=True)
+        shutil.rmtree(store.root / "live" / store.safe_name(name), ignore_errors=True)
+
+
+def drop_lock_file(store: FileStore, name: str) -> None:
+    """Remove ``locks/<name>.lock`` of a name that is no lineage (after releasing it).
+
+    Taken only when the lock is free right now, so a run that waits on it (or holds it)
+    keeps its file; the worst case of the remaining race is one more lock file.
+    """
+    import contextlib
+    import fcntl
+    import os
+
+    path = store.root / "locks" / f"{store.safe_name(name)}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return
+    try:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environment) -> IssueResult:
     from acmeali import certutil, keys
 
     store, ui = env.store, env.ui
+    from acmeali.preflight import check_before_order
+
+    # Everything that can fail here fails before the CA is asked (or an account made).
+    check_before_order(spec.name, spec.settings, env.aliyun,
+                       meta.deploy if spec.deploy else (), ui)
     if spec.settings.profile:
         # Before any account exists: a profile the CA lacks must not register one.
         env.client(server).check_profile(spec.settings.profile)

@@ -88,6 +88,9 @@ class LineageMeta:
     last_renewal: dict[str, Any] | None = None  # {"time","ok","error"}
     deployments: dict[str, Deployment] = field(default_factory=dict)
     cas_uploads: list[dict[str, Any]] = field(default_factory=list)  # acmeali's own uploads
+    # `issue --ca-bundle FILE` (absolute): a private CA's TLS roots, so `renew` from cron
+    # verifies the CA without the flag.
+    ca_bundle: str | None = None
     schema: int = SCHEMA_VERSION
 
     # ----------------------------------------------------------------- derived facts

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from acmeali.issuance import Environment
     from acmeali.plan import LineagePlan
     from acmeali.store.files import FileStore
+    from acmeali.ui import UI
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +71,24 @@ def renewal_time(meta: LineageMeta, *, days_before: float | None = None) -> tupl
 
 def decide(meta: LineageMeta, now: datetime, *, days_before: float | None = None,
            force: bool = False) -> Decision:
+    # Never issued (a first issuance killed mid-way) or revoked by the user: `renew` leaves
+    # it alone; only `acmeali issue` (with --force for a revoked one) gets a certificate.
     if meta.current is None:
-        return Decision(True, now, "no certificate yet")
+        return Decision(False, None, "no certificate yet; `acmeali issue` gets one")
+    if meta.current.serial in meta.revoked:
+        return Decision(False, None, f"revoked ({meta.revoked[meta.current.serial]}); "
+                                     f"`acmeali issue --name {meta.name} --force` replaces it")
     if force:
         return Decision(True, now, "forced")
     if meta.current.key_sha256 in meta.compromised_keys:
         return Decision(True, now, "its key is marked compromised")
-    if meta.current.serial in meta.revoked:
-        return Decision(True, now, f"it was revoked ({meta.revoked[meta.current.serial]})")
     at, why = renewal_time(meta, days_before=days_before)
     return Decision(at <= now, at, why)
+
+
+def parked(meta: LineageMeta) -> bool:
+    """Never issued, or revoked by the user: neither renewed nor redeployed by `renew`."""
+    return meta.current is None or meta.current.serial in meta.revoked
 
 
 def choose_ari_moment(ari: AriState, start: datetime, end: datetime, now: datetime,
@@ -127,13 +136,22 @@ def lineage_env(meta: LineageMeta, store: FileStore) -> dict[str, str]:
         "ACMEALI_KEY_PATH": str(paths.privkey),
         "ACMEALI_FULLCHAIN_PATH": str(paths.fullchain),
         "ACMEALI_CHAIN_PATH": str(paths.chain),
+        # certbot's names, so existing certbot deploy hooks work unchanged.
+        "RENEWED_LINEAGE": str(paths.cert.parent),
+        "RENEWED_DOMAINS": " ".join(meta.domains),
     }
 
 
-def run_deploy_hook(command: str, meta: LineageMeta, store: FileStore) -> None:
+def run_deploy_hook(command: str, meta: LineageMeta, store: FileStore,
+                    ui: UI | None = None) -> None:
+    """Run the deploy hook; what it printed is shown (certbot does), not only at -vv."""
     from acmeali.hooks import run_hook
 
-    run_hook(command, lineage_env(meta, store), what=f"deploy hook for {meta.name}")
+    result = run_hook(command, lineage_env(meta, store), what=f"deploy hook for {meta.name}")
+    output = "\n".join(t for t in (result.stdout.rstrip(), result.stderr.rstrip()) if t)
+    if ui is not None and output:
+        ui.info(f"{meta.name}: hook 'deploy-hook' ran with output:\n"
+                + "\n".join("  " + line for line in output.splitlines()))
 
 
 # --------------------------------------------------------------------------- renew_all
@@ -219,14 +237,14 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
 
     def decide_now(m: LineageMeta) -> Decision:
         d = decide(m, now, days_before=opts.days, force=force)
-        if not d.due and names_changed(m, config):
+        if not d.due and not parked(m) and names_changed(m, config):
             return Decision(True, now, "its names changed in the config file")
         return d
 
     def to_redeploy(decisions: dict[str, Decision]) -> list[LineageMeta]:
         # Against the targets the config gives now: one added there is deployed to at the
         # next run, one removed there is no longer retried.
-        return [m for m in metas if not decisions[m.name].due
+        return [m for m in metas if not decisions[m.name].due and not parked(m)
                 and m.deploy_pending(deploy_targets(m, config))]
 
     polls = [m for m in metas if ari_poll_due(m, now)] if not force else []
@@ -240,6 +258,9 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
     if opts.jitter > 0:
         time.sleep(random.SystemRandom().uniform(0, opts.jitter))
     env = make_env()
+    for m in metas:  # the trust roots each lineage's CA was issued with (issue --ca-bundle)
+        if m.ca_bundle:
+            env.bundles.setdefault(m.server, m.ca_bundle)
 
     if polls:
         _poll_ari(polls, env, now, report)
@@ -293,7 +314,7 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
                         or opts.default_deploy_hook)
                 if hook:
                     try:
-                        run_deploy_hook(hook, outcome.meta, store)
+                        run_deploy_hook(hook, outcome.meta, store, env.ui)
                     except AcmealiError as exc:
                         report.outcomes.append(Outcome(outcome.name, "failed", exc.render()))
 
@@ -489,9 +510,12 @@ def status_of(meta: LineageMeta, now: datetime, warn_days: float | None = None) 
     return "expiring" if at <= now else "valid"
 
 
-def to_summary(meta: LineageMeta, now: datetime, days_before: float | None = None
-               ) -> dict[str, Any]:
+def to_summary(meta: LineageMeta, now: datetime, days_before: float | None = None,
+               *, names_changed: bool = False) -> dict[str, Any]:
+    """``names_changed``: its config table lists other names, so `renew` renews it now."""
     d = decide(meta, now, days_before=days_before)
+    if names_changed and not d.due and not parked(meta):
+        d = Decision(True, now, "its names changed in the config file")
     na = meta.not_after
     return {
         "name": meta.name,

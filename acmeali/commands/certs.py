@@ -49,7 +49,9 @@ def run_list(ctx: Context) -> int:
     now = utcnow()
     metas, broken = _load_all(ctx)
     days = ctx.config.renewal.days_before_expiry
-    rows = [to_summary(m, now, days) for m in metas]
+    from acmeali.plan import names_changed
+
+    rows = [to_summary(m, now, days, names_changed=names_changed(m, ctx.config)) for m in metas]
     if ctx.args.json:
         ctx.ui.result(json.dumps({"certificates": rows,
                                   "broken": [{"name": n, "error": e} for n, e in broken]},

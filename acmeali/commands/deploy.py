@@ -2,11 +2,13 @@
 
 Pushes the live certificate of one lineage to its targets (default: the targets recorded
 in the lineage), records every outcome, and exits 1 when any target failed, so the next
-run (or ``renew``) retries those. Targets named here that the lineage did not have yet are
-added to it, so renewals deploy there too. ``--dry-run`` shows the calls it would make and
-writes nothing, neither to Alibaba Cloud nor to the state directory.
+run (or `renew`) retries the lineage's own targets. A target named with --target is
+deployed to once; --save also records it with the lineage, so renewals deploy there too.
+--remove-target drops a recorded target: `renew` and `certs check` stop retrying and
+flagging it (what it deployed stays where it is). --dry-run shows the calls it would make
+and writes nothing, neither to Alibaba Cloud nor to the state directory.
 
-``--cert FILE --key FILE --target ...`` deploys a certificate that is not a lineage (a
+`--cert FILE --key FILE --target ...` deploys a certificate that is not a lineage (a
 server certificate from ``acmeali ca server-cert``, say); nothing is recorded for it.
 """
 
@@ -33,13 +35,18 @@ def register(cp: CommandParsers) -> None:
                description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
     p.epilog = _EPILOG
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--name", metavar="LINEAGE", help="the lineage to deploy")
+    which.add_argument("--name", "--cert-name", metavar="LINEAGE", help="the lineage to deploy")
     which.add_argument("--cert", metavar="FILE",
                        help="a certificate (leaf first, then its chain) that is not a lineage, "
                             "e.g. server_chain.crt from `acmeali ca server-cert`")
     p.add_argument("--key", metavar="FILE", help="the private key of --cert (any PEM form)")
     p.add_argument("--target", action="append", default=[], metavar="TARGET",
                    help="where to deploy (repeatable; default: the lineage's recorded targets)")
+    p.add_argument("--save", action="store_true",
+                   help="also record the --target(s) with the lineage, for renewals")
+    p.add_argument("--remove-target", action="append", default=[], metavar="TARGET",
+                   help="stop deploying the lineage to TARGET (repeatable); nothing is "
+                        "deployed unless --target is given too")
     p.add_argument("--dry-run", action="store_true",
                    help="print the calls that would be made; change nothing")
     p.set_defaults(handler=run)
@@ -62,20 +69,36 @@ def run(ctx: Context) -> int:
         return _deploy_files(ctx, list(dict.fromkeys(requested)), dry_run)
     if ctx.args.key:
         raise UsageError("--key goes with --cert (a lineage deploys its own key)")
+    if ctx.args.save and not requested:
+        raise UsageError("--save records the --target(s) given; name at least one")
     name = check_lineage_name(ctx.args.name)
     store = ctx.store
     with store.lock(name, wait=30.0):
         meta = store.load_meta(name)
+        if ctx.args.remove_target:
+            from acmeali.lifecycle import remove_targets
+
+            for line in remove_targets(meta, ctx.args.remove_target, ctx.config):
+                ctx.ui.result(line)
+            if not dry_run:
+                store.save_meta(meta)
+            if not requested:
+                return 0
         targets = list(dict.fromkeys(requested)) or list(meta.deploy)
         if not targets:
             raise UsageError(f"lineage {name!r} has no deploy targets recorded",
                              hint="name one with --target, e.g. --target cas or "
                                   "--target cdn:static.example.com")
-        if not dry_run:
+        if ctx.args.save and not dry_run:
             for spec in targets:
                 if spec not in meta.deploy:
                     meta.deploy.append(spec)
         outcomes = deploy_lineage(meta, make_environment(ctx), targets, dry_run=dry_run)
+    if requested and not ctx.args.save and not dry_run:
+        new = [t for t in requested if t not in meta.deploy]
+        if new:
+            ctx.ui.info("deployed once to " + ", ".join(new) + "; add --save to deploy there "
+                        "at every renewal too")
     return 1 if report_deploys(ctx, outcomes, dry_run=dry_run) else 0
 
 

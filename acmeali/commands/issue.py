@@ -49,7 +49,17 @@ def register(cp: CommandParsers) -> None:
                            "<state>/live/<name>/ and deploy it to the given targets.")
     p.add_argument("-d", "--domain", action="append", dest="domains", metavar="NAME",
                    help="a name to cover (repeatable; wildcards need dns-01; IPs allowed)")
-    p.add_argument("--name", metavar="LINEAGE", help="lineage name (default: the first name)")
+    p.add_argument("--name", "--cert-name", metavar="LINEAGE",
+                   help="lineage name (default: the lineage with these names, else the first "
+                        "name); without -d, the lineage's stored names")
+    p.add_argument("--force", "--force-renewal", "--renew-by-default", action="store_true",
+                   dest="force",
+                   help="issue even when the lineage is not due, or when names are dropped")
+    p.add_argument("--keep-until-expiring", "--keep", action="store_true",
+                   dest="keep_until_expiring",
+                   help="certbot's spelling of the default: nothing is done until it is due")
+    p.add_argument("--expand", action="store_true",
+                   help="certbot's spelling: adding names to a lineage is always allowed")
     p.add_argument("--key-type", choices=KEY_TYPES, help="certificate key type (ec256)")
     p.add_argument("--reuse-key", action="store_true", default=None,
                    help="keep the lineage's current key instead of a fresh one")
@@ -67,7 +77,7 @@ def register(cp: CommandParsers) -> None:
     p.add_argument("--pre-hook", metavar="CMD",
                    help="command run before the challenge (e.g. stop the server on port 80)")
     p.add_argument("--post-hook", metavar="CMD",
-                   help="command run afterwards, also when issuance failed")
+                   help="command run afterwards, also when issuance or the pre-hook failed")
     p.add_argument("--deploy-hook", metavar="CMD", help="command run after issuance")
     p.add_argument("--dry-run", action="store_true",
                    help="issue against the staging counterpart and store nothing")
@@ -77,7 +87,8 @@ def register(cp: CommandParsers) -> None:
 
 def add_account_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("account (used when no account exists yet)")
-    g.add_argument("--email", action="append", metavar="E", help="contact e-mail (repeatable)")
+    g.add_argument("--email", "-m", action="append", metavar="E",
+                   help="contact e-mail (repeatable)")
     g.add_argument("--agree-tos", action="store_true", default=None,
                    help="agree to the CA's terms of service")
     g.add_argument("--eab-kid", metavar="K", help="external account binding key id")
@@ -172,6 +183,8 @@ def run(ctx: Context) -> int:
 
     args = ctx.args
     cfg = ctx.config
+    if args.force and args.keep_until_expiring:
+        raise UsageError("--force and --keep-until-expiring contradict each other")
     raw_names: list[str] = list(args.domains or [])
     if args.csr and not raw_names:
         try:
@@ -183,6 +196,9 @@ def run(ctx: Context) -> int:
         conf_cert = cfg.certificate(args.name or default_lineage_name(raw_names))
     if not raw_names and conf_cert is not None:
         raw_names = list(conf_cert.domains)
+    stored = _stored(ctx, args.name) if args.name and not raw_names else None
+    if stored is not None:  # certbot's `certonly --cert-name N`: the lineage's own names
+        raw_names = list(stored.domains)
     if not raw_names:
         raise UsageError("no names given", hint="use -d NAME (repeatable), or --name of a "
                                                 "certificate in the config file")
@@ -192,17 +208,52 @@ def run(ctx: Context) -> int:
         raise UsageError(str(exc)) from None
     for n in notices:
         ctx.ui.info(f"notice: {n}")
-    name = args.name or default_lineage_name(names)
+    from acmeali.lifecycle import choose_lineage
+
+    choice = choose_lineage(ctx.store, names, args.name, force=bool(args.force))
+    name, existing = choice.name, choice.meta
     check_lineage_name(name)
-    base = conf_cert.settings if conf_cert is not None else cfg.defaults
+    for other in choice.also_covering:
+        ctx.ui.warn(f"lineage {other} already covers {', '.join(names)}; this issues "
+                    f"{name} as well (`acmeali delete --name {other}` removes the other)")
+    if conf_cert is None and cfg.certificate(name) is not None:
+        conf_cert = cfg.certificate(name)
+    flag_keys: tuple[str, ...] = ()
+    if conf_cert is not None:
+        base = conf_cert.settings
+    elif existing is not None:
+        from acmeali.plan import lineage_plan
+
+        # Re-issuing a stored lineage keeps what it was issued with (webroot, dns, hooks).
+        plan = lineage_plan(existing, cfg)
+        base, flag_keys = plan.settings, plan.flag_keys
+    else:
+        base = cfg.defaults
     flags = flag_settings(base, args)
     settings = replace(base, **flags)
 
+    from acmeali.preflight import check_hooks, hooks_of
     from acmeali.solvers import check_supported
 
     check_supported(settings, names)
+    check_hooks(hooks_of(settings, settings.deploy))
+    dry_run = bool(args.dry_run)
+    if existing is not None and not args.force and not dry_run and choice.same_names:
+        from acmeali.lifecycle import not_due_message
+
+        message = not_due_message(existing, cfg.renewal.days_before_expiry)
+        if message is not None:
+            ctx.ui.result(message)
+            return 0
+    if settings.challenge == "dns-01" and settings.dns == "manual" and not dry_run:
+        ctx.ui.warn(f"{name} uses --dns manual: `acmeali renew` cannot renew it unattended; "
+                    "renew it at a terminal before it expires, or re-issue it with --dns hook "
+                    "or --dns alidns")
+    if choice.added and existing is not None:
+        ctx.ui.info(f"Expanding lineage {name} with {', '.join(choice.added)}")
     spec = IssueSpec(name=name, domains=tuple(names), settings=settings, server=ctx.server,
-                     csr_path=args.csr, dry_run=bool(args.dry_run), flag_keys=tuple(flags))
+                     csr_path=args.csr, dry_run=dry_run,
+                     flag_keys=tuple(dict.fromkeys((*flag_keys, *flags))))
     env = make_environment(ctx)
     ctx.ui.info(f"Requesting a certificate for {', '.join(names)} from {ctx.server}")
     with pre_and_post_hooks(settings, ctx.ui, dry_run=spec.dry_run):
@@ -222,18 +273,26 @@ def run(ctx: Context) -> int:
     if settings.deploy_hook:
         from acmeali.renewal import run_deploy_hook
 
-        run_deploy_hook(settings.deploy_hook, meta, ctx.store)
+        run_deploy_hook(settings.deploy_hook, meta, ctx.store, ctx.ui)
     from acmeali.commands.schedule import print_next_step
 
     print_next_step(ctx)  # "Next: keep it renewed with `acmeali schedule install`"
     return 1 if failed else 0
 
 
+def _stored(ctx: Context, name: str) -> Any:
+    """The stored lineage ``name`` (for `issue --name N` without -d), or None."""
+    if name not in ctx.store.lineage_names():
+        return None
+    return ctx.store.load_meta(name)
+
+
 @contextmanager
 def pre_and_post_hooks(settings: CertSettings, ui: UI, *, dry_run: bool = False
                        ) -> Iterator[None]:
     """The lineage's pre-hook before issuing (its failure stops it: nothing is requested),
-    and its post-hook after, also when issuance failed (restart what the pre-hook stopped).
+    and its post-hook after, also when issuance or the pre-hook failed (restart what the
+    pre-hook stopped).
 
     A failing post-hook after a failed issuance is a warning, not the error: the issuance
     error is the one the user needs to read. A dry run runs neither, as `renew --dry-run`.
@@ -243,10 +302,12 @@ def pre_and_post_hooks(settings: CertSettings, ui: UI, *, dry_run: bool = False
     if dry_run:
         yield
         return
-    if settings.pre_hook:
-        run_hook(settings.pre_hook, {}, what="pre hook")
     ok = False
     try:
+        # Inside the try: a pre-hook that fails half-way (stopped nginx, then failed) still
+        # gets its post-hook, which restarts what it stopped.
+        if settings.pre_hook:
+            run_hook(settings.pre_hook, {}, what="pre hook")
         yield
         ok = True
     finally:

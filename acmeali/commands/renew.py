@@ -18,9 +18,10 @@ def register(cp: CommandParsers) -> None:
                description="Renew due lineages concurrently, redeploy where a deploy failed "
                            "last time, run hooks. Exit 0 when all is well (or another renew "
                            "is already running), 1 when something needs a human.")
-    p.add_argument("--name", action="append", metavar="LINEAGE",
+    p.add_argument("--name", "--cert-name", action="append", metavar="LINEAGE",
                    help="only these lineages (repeatable)")
-    p.add_argument("--force", action="store_true", help="renew even when not due")
+    p.add_argument("--force", "--force-renewal", "--renew-by-default", action="store_true",
+                   dest="force", help="renew even when not due")
     p.add_argument("--days", type=float, metavar="N",
                    help="due when fewer than N days are left (overrides the lifetime rule)")
     p.add_argument("--jitter", type=float, metavar="SECONDS",

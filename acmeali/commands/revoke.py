@@ -23,7 +23,8 @@ def register(cp: CommandParsers) -> None:
                            "remembered as compromised and never reused; add --reissue to get "
                            "a replacement with a fresh key and redeploy it now.")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--name", metavar="LINEAGE", help="revoke the lineage's live certificate")
+    which.add_argument("--name", "--cert-name", metavar="LINEAGE",
+                       help="revoke the lineage's live certificate")
     which.add_argument("--cert", metavar="FILE", help="revoke the certificate in this PEM file")
     p.add_argument("--reason", choices=REASONS, default="unspecified", help="RFC 5280 reason")
     p.add_argument("--key", metavar="FILE",
@@ -32,6 +33,13 @@ def register(cp: CommandParsers) -> None:
                    help="sign with the lineage's own certificate key instead of the account key")
     p.add_argument("--reissue", action="store_true",
                    help="after revoking, issue a replacement (fresh key) and redeploy it")
+    after = p.add_mutually_exclusive_group()
+    after.add_argument("--delete", dest="delete", action="store_true", default=None,
+                       help="delete the lineage after revoking (the default without "
+                            "--reissue, as certbot)")
+    after.add_argument("--no-delete", dest="delete", action="store_false",
+                       help="keep the lineage, marked revoked: `renew` skips it until "
+                            "`acmeali issue --name LINEAGE --force`")
     add_account_options(p)
     p.set_defaults(handler=run)
 
@@ -42,6 +50,10 @@ def run(ctx: Context) -> int:
 
     a = ctx.args
     store = ctx.store
+    if a.reissue and a.delete:
+        raise UsageError("--reissue keeps the lineage; it cannot go with --delete")
+    if a.use_cert_key and not a.name:
+        raise UsageError("--use-cert-key needs --name (or give the key with --key FILE)")
     meta = None
     if a.name:
         if a.name not in store.lineage_names():
@@ -77,12 +89,14 @@ def run(ctx: Context) -> int:
     if a.key:
         cert_key = keys.load_private_key_file(a.key)
     elif a.use_cert_key:
-        if meta is None:
-            raise UsageError("--use-cert-key needs --name (or give the key with --key FILE)")
+        assert meta is not None
         cert_key = keys.load_private_key(store.read_live(meta.name).privkey,
                                          source=f"{meta.name} key")
     if cert_key is not None and keys.public_key_sha256(cert_key) != cert_spki:
         raise UsageError("the key given does not belong to this certificate")
+    if a.reissue and meta is None:  # before the CA is asked: nothing revoked in vain
+        raise UsageError("--reissue needs a lineage (--name, or a --cert that is a lineage's "
+                         "live certificate)")
 
     env = make_environment(ctx)
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -112,13 +126,21 @@ def run(ctx: Context) -> int:
                     meta.compromised_keys.append(cert_spki)
                 ctx.ui.info(f"{meta.name}: key marked compromised; it will never be reused")
             store.save_meta(meta)
+            if not a.reissue and a.delete is not False:
+                # certbot deletes a revoked lineage: otherwise the next `renew` would
+                # quietly get a new certificate for names the user is giving up.
+                from acmeali.lifecycle import delete_lineage
+
+                delete_lineage(store, meta.name)
         if a.reissue:
             return _reissue(ctx, meta.name, env)
-        ctx.ui.info(f"{meta.name}: `acmeali renew --name {meta.name}` (or --reissue) gets a "
-                    "replacement now")
-    elif a.reissue:
-        raise UsageError("--reissue needs a lineage (--name, or a --cert that is a lineage's "
-                         "live certificate)")
+        if a.delete is False:
+            ctx.ui.info(f"{meta.name}: kept, marked revoked; `acmeali renew` skips it. "
+                        f"`acmeali issue --name {meta.name} --force` gets a replacement, "
+                        f"`acmeali delete --name {meta.name}` removes it")
+        else:
+            ctx.ui.info(f"Deleted lineage {meta.name} (keep a revoked lineage with "
+                          "--no-delete, or replace it with --reissue)")
     return 0
 
 
@@ -149,5 +171,5 @@ def _reissue(ctx: Context, name: str, env: object) -> int:
     if hook:
         from acmeali.renewal import run_deploy_hook
 
-        run_deploy_hook(hook, result.meta, ctx.store)
+        run_deploy_hook(hook, result.meta, ctx.store, ctx.ui)
     return 1 if failed else 0

@@ -190,6 +190,18 @@ def _start(address: str, port: int) -> _Listener:
     raise _bind_error(last, address, port) from None
 
 
+def check_can_listen(address: str, port: int, ui: UI) -> None:
+    """Raise the same error ``present`` would when ``address``:``port`` cannot be bound.
+
+    Called before the order is placed. A listener this process already has there is
+    shared (``renew`` in parallel) and counts as bindable.
+    """
+    if not port:
+        return
+    listener = _acquire(address, port)
+    _release(address, port, listener, ui)
+
+
 class StandaloneSolver:
     """Our own HTTP server on ``http_address``:``http_port``, only while it is needed."""
 
