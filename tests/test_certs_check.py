@@ -55,7 +55,8 @@ def test_one_line_per_problem(tmp_path: Path, pebble: Pebble, tiny_pebble: Pebbl
                   ok=False)
     assert r.returncode == 1
 
-    r = bed.cli("revoke", "--name", "revoked.example.test", "--reason", "superseded")
+    r = bed.cli("revoke", "--name", "revoked.example.test", "--reason", "superseded",
+                "--no-delete")
     assert r.returncode == 0, r.stderr
     assert pebble.cert_status(bed.serial("revoked.example.test"))["Status"] == "Revoked"
     (bed.ctl / "fail-renewfail.example.test").touch()

@@ -373,11 +373,12 @@ def test_reuse_key_keeps_the_key_default_replaces_it(cli: Cli) -> None:
     ok(cli.issue("-d", name))
     live = cli.live(name)
     first = spki(live / "privkey.pem")
-    r = ok(cli.issue("-d", name, "--reuse-key"))
+    r = ok(cli.issue("-d", name, "--reuse-key", "--force"))
     assert "version 2" in r.stdout
     assert spki(live / "privkey.pem") == first
     assert spki(leaf(live)) == first
-    r = ok(cli.issue("-d", name))
+    # The lineage now records --reuse-key (as renew repeats it); --no-reuse-key undoes it.
+    r = ok(cli.issue("-d", name, "--force", "--no-reuse-key"))
     assert "version 3" in r.stdout
     assert spki(live / "privkey.pem") != first
     assert spki(leaf(live)) == spki(live / "privkey.pem")

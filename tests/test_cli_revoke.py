@@ -34,15 +34,15 @@ def issued(cli: Cli, *extra: str) -> tuple[str, str]:
 
 def test_revoke_by_account_key(cli: Cli) -> None:
     name, serial = issued(cli)
-    r = ok(cli("revoke", "--name", name))
+    r = ok(cli("revoke", "--name", name, "--no-delete"))
     assert r.stdout.strip() == f"Revoked certificate {serial} (unspecified)"
-    assert f"acmeali renew --name {name}" in r.stderr
+    assert f"acmeali issue --name {name} --force" in r.stderr
     status = cli.pebble.cert_status(serial)
     assert status["Status"] == "Revoked" and status.get("Reason", 0) == UNSPECIFIED
     row = cli.certs()[name]
     assert row["status"] == "revoked"
     # revoking again: the CA's own words, exit 1
-    again = cli("revoke", "--name", name)
+    again = cli("revoke", "--name", name, "--no-delete")
     assert again.returncode == 1 and "alreadyRevoked" in again.stderr, again.stderr
 
 
@@ -50,14 +50,15 @@ def test_revoke_with_certificate_key_marks_it_compromised(cli: Cli) -> None:
     name, serial = issued(cli)
     live = cli.live(name)
     old_key = spki(live / "privkey.pem")
-    r = ok(cli("revoke", "--name", name, "--use-cert-key", "--reason", "keyCompromise"))
+    r = ok(cli("revoke", "--name", name, "--use-cert-key", "--reason", "keyCompromise",
+               "--no-delete"))
     assert r.stdout.strip() == f"Revoked certificate {serial} (keyCompromise)"
     assert f"{name}: key marked compromised; it will never be reused" in r.stderr
     status = cli.pebble.cert_status(serial)
     assert status["Status"] == "Revoked" and status["Reason"] == KEY_COMPROMISE
 
     # --reuse-key must not bring the compromised key back
-    r = ok(cli.issue("-d", name, "--reuse-key"))
+    r = ok(cli.issue("-d", name, "--reuse-key", "--force"))
     assert "version 2" in r.stdout
     assert spki(live / "privkey.pem") != old_key
     assert spki(leaf(live)) == spki(live / "privkey.pem")
@@ -69,10 +70,14 @@ def test_renew_after_key_compromise_uses_a_fresh_key(cli: Cli, pebble: Pebble,
     name, serial = issued(cli, "--reuse-key")  # the lineage asks for key reuse
     live = cli.live(name)
     old_key = spki(live / "privkey.pem")
-    ok(cli("revoke", "--name", name, "--use-cert-key", "--reason", "keyCompromise"))
+    ok(cli("revoke", "--name", name, "--use-cert-key", "--reason", "keyCompromise",
+           "--no-delete"))
     assert cli.certs()[name]["status"] == "revoked"
 
-    r = cli("renew", "--name", name)  # due now: its key is compromised
+    r = cli("renew", "--name", name)  # revoked by the user: renew leaves it alone
+    assert r.returncode == 0, r.stderr
+    assert serial_of(cli, name) == serial
+    r = cli.issue("--name", name, "--force")  # the stored names and settings, a fresh key
     assert r.returncode == 0, r.stderr
     new_serial = serial_of(cli, name)
     assert new_serial != serial
@@ -131,7 +136,7 @@ def test_revoke_cert_file_of_a_lineage_updates_it(cli: Cli, tmp_path: Path) -> N
     name, serial = issued(cli)
     copy = tmp_path / "cert.pem"
     shutil.copy(cli.live(name) / "cert.pem", copy)
-    ok(cli("revoke", "--cert", str(copy), "--reason", "superseded"))
+    ok(cli("revoke", "--cert", str(copy), "--reason", "superseded", "--no-delete"))
     assert cli.pebble.cert_status(serial)["Reason"] == 4
     assert cli.certs()[name]["status"] == "revoked"
 
@@ -171,9 +176,10 @@ def test_csr_lineage_refuses_the_compromised_csr_key(cli: Cli, tmp_path: Path) -
     ok(cli("csr", "--key", str(key), "-d", name, "--out", str(csr), server=False))
     ok(cli.issue("--csr", str(csr)))
     serial = serial_of(cli, name)
-    ok(cli("revoke", "--name", name, "--key", str(key), "--reason", "keyCompromise"))
+    ok(cli("revoke", "--name", name, "--key", str(key), "--reason", "keyCompromise",
+           "--no-delete"))
     assert cli.pebble.cert_status(serial)["Status"] == "Revoked"
     # the same CSR carries the compromised key: refused before any order
-    line = usage_error(cli.issue("--csr", str(csr)))
+    line = usage_error(cli.issue("--csr", str(csr), "--force"))
     assert "its key is recorded as compromised" in line
     assert serial_of(cli, name) == serial

@@ -49,7 +49,7 @@ def test_deploy_records_targets_and_outcomes(aliyun: AliyunEmulator, cli: Run,
     state, env, _lin = setup
     aliyun.add_cdn_domain("static.example.test")
     proc = cli("deploy", "--name", "example.test", "--target", "cdn:static.example.test",
-               env=env)
+               "--save", env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("cdn:static.example.test: ")
     meta = _meta(state, "example.test")

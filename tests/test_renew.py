@@ -320,12 +320,17 @@ def test_emergency_overrides_ari() -> None:
     assert not d.due and "ARI" in d.reason
 
 
-def test_compromised_or_revoked_is_due() -> None:
+def test_compromised_is_due_revoked_is_parked() -> None:
     m = _meta(timedelta(days=90), timedelta(days=80), compromised_keys=["k" * 64])
     assert decide(m, datetime.now(timezone.utc)).due
+    # Revoked by the user (`revoke --no-delete`): `renew` leaves it, even with --force,
+    # until `issue --force`; so does a lineage that never got a certificate.
     m = _meta(timedelta(days=90), timedelta(days=80), revoked={"abc": "keyCompromise"})
-    d = decide(m, datetime.now(timezone.utc))
-    assert d.due and "revoked" in d.reason
+    for force in (False, True):
+        d = decide(m, datetime.now(timezone.utc), force=force)
+        assert not d.due and "revoked" in d.reason and "--force" in d.reason
+    m.current = None
+    assert not decide(m, datetime.now(timezone.utc), force=True).due
 
 
 def test_choose_ari_moment_is_stable_until_the_window_moves() -> None:

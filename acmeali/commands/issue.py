@@ -63,6 +63,8 @@ def register(cp: CommandParsers) -> None:
     p.add_argument("--key-type", choices=KEY_TYPES, help="certificate key type (ec256)")
     p.add_argument("--reuse-key", action="store_true", default=None,
                    help="keep the lineage's current key instead of a fresh one")
+    p.add_argument("--no-reuse-key", action="store_false", dest="reuse_key",
+                   help="a fresh key at every renewal again (the default)")
     p.add_argument("--csr", metavar="FILE", help="use your own CSR (acmeali never sees the key)")
     p.add_argument("--must-staple", action="store_true", default=None,
                    help="ask for the OCSP must-staple extension")
