@@ -185,13 +185,12 @@ def issue(spec: IssueSpec, env: Environment, *,
             server = staging_counterpart(spec.server) if spec.dry_run else spec.server
             try:
                 result = _issue_locked(spec, meta, server, env)
-            except AcmealiError as exc:
+            except BaseException as exc:  # Ctrl-C too; a kill -9 leaves the order to resume
                 if spec.dry_run:
                     raise
                 if first:
                     forget_lineage(store, spec.name)
-                else:
-                    assert existing is not None
+                elif isinstance(exc, AcmealiError):
                     meta.last_renewal = {"time": to_iso(utcnow()), "ok": False,
                                          "error": exc.message}
                     store.save_meta(meta)

@@ -121,9 +121,15 @@ def check_webroot(webroot: str) -> None:
     if not os.path.isdir(webroot):
         raise UsageError(f"webroot {webroot} is not a directory",
                          hint="give the directory your web server serves for these names")
-    probe = os.path.join(webroot, ".well-known", "acme-challenge")
-    while not os.path.isdir(probe):
-        probe = os.path.dirname(probe)
+    probe = webroot
+    for part in (".well-known", "acme-challenge"):
+        below = os.path.join(probe, part)
+        if not os.path.lexists(below):
+            break
+        if not os.path.isdir(below):
+            raise UsageError(f"webroot {webroot}: {below} exists and is not a directory",
+                             hint="remove it, so challenge files can be written under it")
+        probe = below
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"webroot {webroot}: cannot write in {probe}",
                          hint="run as a user that may write there, or give another --webroot")

@@ -581,7 +581,7 @@ def test_overlapping_runs_issue_refused_and_dead_lock_taken_over(bed: Bed) -> No
         second = bed.cli("renew", "--force")
         assert second.returncode == 0, second.stderr
         assert "another renew is running" in second.stderr
-        other = bed.cli(*bed.issue_args(name))
+        other = bed.cli(*bed.issue_args(name), "--force")
         assert other.returncode == 1
         assert name in other.stderr and "held by process" in other.stderr
         assert "another acmeali run is working on it" in other.stderr
