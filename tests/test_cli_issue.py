@@ -124,8 +124,8 @@ def assert_live(live: Path, *, key: bool = True) -> None:
         # archive/<name>/v<N>/ holds the files, 0600 key there too (what the symlink points at)
         real = (live / "privkey.pem").resolve()
         assert real.parent.name.startswith("v") and real.parent.parent.parent.name == "archive"
-    else:
-        assert not (live / "privkey.pem").exists()
+    else:  # not even a dangling link a server config could name (ux-review b#11)
+        assert not os.path.lexists(live / "privkey.pem")
 
 
 def leaf(live: Path) -> x509.Certificate:

@@ -105,3 +105,54 @@ def test_bad_usage(cli: Run, setup: tuple[Path, dict[str, str], Lineage]) -> Non
     assert proc.returncode == 2 and "unknown kind" in proc.stderr
     proc = cli("deploy", "--name", "nope.test", env=env)
     assert proc.returncode == 1 and "nope.test" in proc.stderr
+
+
+def test_one_off_target_is_not_recorded_and_remove_target(aliyun: AliyunEmulator, cli: Run,
+                                                          setup: tuple[Path, dict[str, str],
+                                                                       Lineage]) -> None:
+    state, env, _lin = setup
+    aliyun.add_cdn_domain("static.example.test")
+    proc = cli("deploy", "--name", "example.test", "--target", "cdn:static.example.test",
+               env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "add --save" in proc.stderr
+    assert _meta(state, "example.test")["deploy"] == ["cas"]
+    proc = cli("deploy", "--name", "example.test", "--remove-target", "cas", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert _meta(state, "example.test")["deploy"] == []
+
+
+def test_delete_leaves_cas_uploads_unless_cleanup_cloud(emu: AliyunEmulator, cli: Run,
+                                                        setup: tuple[Path, dict[str, str],
+                                                                     Lineage]) -> None:
+    from acmeali.aliyun import call, make_client
+    from tests.test_deploy_helpers import settings_for
+
+    state, env, _lin = setup
+    ca = TinyCA()
+    other = make_lineage(ca, ["b.example.test"])
+    other.meta.deploy = ["cas"]
+    _store_lineage(state, other)
+    foreign_key, foreign_cert, foreign_chain = ca.issue(["b.example.test"])
+    call(make_client("cas", settings_for(emu)), "UploadUserCertificate", {
+        "Name": "uploaded-by-hand", "Cert": (foreign_cert + foreign_chain).decode(),
+        "Key": foreign_key.decode()})
+    for name in ("example.test", "b.example.test"):
+        assert cli("deploy", "--name", name, env=env).returncode == 0
+    ids = {n: _meta(state, n)["cas_uploads"][0]["cert_id"]  # type: ignore[index]
+           for n in ("example.test", "b.example.test")}
+
+    proc = cli("delete", "--name", "example.test", "--yes", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"CertId {ids['example.test']}" in proc.stderr  # left in place, and said so
+    assert ids["example.test"] in emu.state.cas_certs
+    assert not emu.calls_of("DeleteUserCertificate")
+
+    proc = cli("delete", "--name", "b.example.test", "--yes", "--cleanup-cloud", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert [c["CertId"] for c in emu.calls_of("DeleteUserCertificate")] == [
+        str(ids["b.example.test"])]
+    assert ids["b.example.test"] not in emu.state.cas_certs
+    assert ids["example.test"] in emu.state.cas_certs
+    assert any(c["Name"] == "uploaded-by-hand" for c in emu.state.cas_certs.values())
+    assert not (state / "renewal" / "b.example.test.json").exists()

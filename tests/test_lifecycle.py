@@ -230,6 +230,26 @@ def test_rerun_is_safe_same_names_any_order(cli: Cli) -> None:
     assert sorted(os.listdir(cli.state / "renewal")) == [f"{a}.json"]
 
 
+def test_rerun_not_due_still_adds_new_deploy_targets_and_a_new_server_reissues(
+        cli: Cli, pebble_nonce_reject: Pebble, tmp_path: Path) -> None:
+    name = fresh()
+    ok(cli.issue("-d", name))
+    log = tmp_path / "deployed"
+    target = f"hook:echo added >> {shlex.quote(str(log))}"
+    seen = orders(cli.pebble)
+    r = ok(cli.issue("-d", name, "--deploy", target))
+    assert "not due yet, nothing done" in r.stdout
+    assert log.read_text().split() == ["added"]
+    assert meta(cli, name)["deploy"] == [target]
+    assert orders(cli.pebble) == seen and version(cli, name) == "v1"
+    # Moving the lineage to another CA (staging -> production, say) is not "not due".
+    other = Cli(pebble_nonce_reject, cli.state)
+    r = ok(other.issue("-d", name))
+    assert f"lineage {name} moves from {cli.pebble.directory_url}" in r.stderr
+    assert version(cli, name) == "v2"
+    assert meta(cli, name)["server"] == pebble_nonce_reject.directory_url
+
+
 def test_expand_allowed_removal_needs_force_other_lineage_warned(cli: Cli) -> None:
     a, c = fresh(), fresh()
     ok(cli.issue("-d", a))

@@ -94,12 +94,12 @@ def run(ctx: Context) -> int:
                 if spec not in meta.deploy:
                     meta.deploy.append(spec)
         outcomes = deploy_lineage(meta, make_environment(ctx), targets, dry_run=dry_run)
-    if requested and not ctx.args.save and not dry_run:
-        new = [t for t in requested if t not in meta.deploy]
-        if new:
-            ctx.ui.info("deployed once to " + ", ".join(new) + "; add --save to deploy there "
-                        "at every renewal too")
-    return 1 if report_deploys(ctx, outcomes, dry_run=dry_run) else 0
+    one_off = [t for t in targets if t not in meta.deploy]
+    failed = report_deploys(ctx, outcomes, dry_run=dry_run, recorded=not one_off)
+    if one_off and not dry_run:
+        ctx.ui.info("deployed once to " + ", ".join(one_off) + "; add --save to deploy there "
+                    "at every renewal too (and have failures retried)")
+    return 1 if failed else 0
 
 
 def _deploy_files(ctx: Context, targets: list[str], dry_run: bool) -> int:

@@ -240,13 +240,17 @@ def run(ctx: Context) -> int:
     check_supported(settings, names)
     check_hooks(hooks_of(settings, settings.deploy))
     dry_run = bool(args.dry_run)
-    if existing is not None and not args.force and not dry_run and choice.same_names:
+    same_server = existing is not None and existing.server == ctx.server
+    if existing is not None and not same_server:
+        ctx.ui.info(f"lineage {name} moves from {existing.server} to {ctx.server}")
+    if (existing is not None and same_server and not args.force and not dry_run
+            and choice.same_names):
         from acmeali.lifecycle import not_due_message
 
         message = not_due_message(existing, cfg.renewal.days_before_expiry)
         if message is not None:
             ctx.ui.result(message)
-            return 0
+            return _deploy_new_targets(ctx, name, list(flags.get("deploy", ())))
     if settings.challenge == "dns-01" and settings.dns == "manual" and not dry_run:
         ctx.ui.warn(f"{name} uses --dns manual: `acmeali renew` cannot renew it unattended; "
                     "renew it at a terminal before it expires, or re-issue it with --dns hook "
@@ -280,6 +284,22 @@ def run(ctx: Context) -> int:
 
     print_next_step(ctx)  # "Next: keep it renewed with `acmeali schedule install`"
     return 1 if failed else 0
+
+
+def _deploy_new_targets(ctx: Context, name: str, targets: list[str]) -> int:
+    """`issue --deploy T` on a lineage that is not due: T is recorded and deployed to now,
+    so a play that adds a target later gets it without a new certificate."""
+    from acmeali.issuance import deploy_lineage
+
+    store = ctx.store
+    with store.lock(name, wait=30.0):
+        meta = store.load_meta(name)
+        new = [t for t in targets if t not in meta.deploy]
+        if not new:
+            return 0
+        meta.deploy.extend(new)
+        outcomes = deploy_lineage(meta, make_environment(ctx), new)
+    return 1 if report_deploys(ctx, outcomes, indent="  deployed to ") else 0
 
 
 def _stored(ctx: Context, name: str) -> Any:
@@ -323,7 +343,7 @@ def pre_and_post_hooks(settings: CertSettings, ui: UI, *, dry_run: bool = False
 
 
 def report_deploys(ctx: Context, outcomes: list[Any], *, dry_run: bool = False,
-                   indent: str = "") -> int:
+                   indent: str = "", recorded: bool = True) -> int:
     """One line per target (stdout when it worked, stderr when not); returns the failures."""
     failed = 0
     for o in outcomes:
@@ -332,7 +352,7 @@ def report_deploys(ctx: Context, outcomes: list[Any], *, dry_run: bool = False,
         else:
             failed += 1
             ctx.ui.error(f"{o.target}: {o.message}")
-    if failed:
+    if failed and recorded:
         ctx.ui.info(f"{failed} deploy target(s) failed; `acmeali deploy --name <lineage>` or "
                     "the next `acmeali renew` retries them")
     return failed

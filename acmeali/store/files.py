@@ -405,6 +405,12 @@ class FileStore:
                         os.unlink(live / entry)
             for kind in BUNDLE_FILES:
                 link = live / f"{kind}.pem"
+                if kind == "privkey" and not (vdir / "privkey.pem").exists():
+                    # Issued from the user's CSR: no key, so no (dangling) privkey.pem link
+                    # a server config could name and fail on at start.
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(link)
+                    continue
                 if os.path.islink(link) and os.readlink(link) == f"{_CURRENT}/{kind}.pem":
                     continue
                 tmp = live / f".{kind}.pem.{os.getpid()}.{secrets.token_hex(4)}.tmp"
