@@ -188,7 +188,7 @@ def issue(spec: IssueSpec, env: Environment, *,
             except BaseException as exc:  # Ctrl-C too; a kill -9 leaves the order to resume
                 if spec.dry_run:
                     raise
-                if first:
+                if first and meta.current is None:  # nothing was stored: no lineage
                     forget_lineage(store, spec.name)
                 elif isinstance(exc, AcmealiError):
                     meta.last_renewal = {"time": to_iso(utcnow()), "ok": False,

@@ -478,3 +478,13 @@ def test_post_hook_runs_when_the_pre_hook_failed(cli: Cli, tmp_path: Path) -> No
     assert r.returncode == 1 and "pre hook" in r.stderr
     assert log.read_text().split() == ["pre", "post"]
     assert orders(cli.pebble) == seen
+
+
+def test_renew_checks_its_own_hooks_first(cli: Cli) -> None:
+    name = fresh()
+    ok(cli.issue("-d", name))
+    seen = orders(cli.pebble)
+    line = usage_error(cli("renew", "--force", "--deploy-hook", "/nonexistent/reload",
+                           server=False))
+    assert "--deploy-hook '/nonexistent/reload': /nonexistent/reload does not exist" in line
+    assert orders(cli.pebble) == seen and version(cli, name) == "v1"

@@ -57,6 +57,14 @@ def run(ctx: Context) -> int:
         deploy_hook=a.deploy_hook, default_deploy_hook=r.deploy_hook,
         failure_hook=a.failure_hook or r.failure_hook)
 
+    from acmeali.preflight import check_hooks
+
+    # The run's own hooks: a missing program is found now, not after renewing everything.
+    check_hooks([("--pre-hook", opts.pre_hook), ("--post-hook", opts.post_hook),
+                 ("--deploy-hook", opts.deploy_hook),
+                 ("[renewal] deploy_hook", opts.default_deploy_hook),
+                 ("--failure-hook", opts.failure_hook)])
+
     def make_env() -> Environment:
         from acmeali.commands.issue import make_environment
 
