@@ -1,10 +1,10 @@
 """``acmeali delete --name LINEAGE``: end a lineage (certbot's ``delete --cert-name``).
 
-Removes the renewal record (so `renew` and `certs` forget it), ``live/`` and
-``archive/`` (unless ``--keep-files``) and the lock file. Asks at a terminal; without
-one, ``--yes`` is required, because a server may still read the files. Certificates
-uploaded to Alibaba Cloud CAS stay unless ``--cleanup-cloud``: then the uploads acmeali
-itself recorded for this lineage are deleted, and nothing else.
+Removes the renewal record (so `renew` and `certs` forget it), live/ and archive/
+(unless --keep-files) and the lock file. Asks at a terminal; without one, --yes is
+required, because a server may still read the files. Certificates uploaded to Alibaba
+Cloud CAS stay unless --cleanup-cloud: then the uploads acmeali itself recorded for this
+lineage are deleted, and nothing else.
 """
 
 from __future__ import annotations
