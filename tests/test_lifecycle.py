@@ -264,6 +264,9 @@ def test_expand_allowed_removal_needs_force_other_lineage_warned(cli: Cli) -> No
     assert f"lineage {a} already covers {c}" in r.stderr
     r = ok(cli.issue("-d", a, "--force"))
     assert meta(cli, a)["domains"] == [a]
+    ok(cli.issue("-d", a, "-d", c))
+    ok(cli.issue("--name", a, "-d", c))  # an explicit --name also says "these names now"
+    assert meta(cli, a)["domains"] == [c]
 
 
 def test_name_without_domains_reuses_the_stored_names_and_settings(cli: Cli,
@@ -447,6 +450,12 @@ def test_deploy_hook_gets_certbot_variables_and_its_output_is_shown(cli: Cli) ->
 def test_certbot_spellings(cli: Cli, pebble: Pebble) -> None:
     line = usage_error(cli("--staging", "issue", "-d", fresh()))  # with --server pebble
     assert "--staging and --server name different CAs" in line
+    # Alone it means Let's Encrypt staging (shown offline: no account stored for it).
+    for flag in ("--staging", "--test-cert"):
+        r = cli("account", "show", flag, server=False)
+        assert r.returncode == 2
+        assert "no account for https://acme-staging-v02.api.letsencrypt.org/directory" in (
+            r.stderr)
     r = run_help("issue")
     for flag in ("--cert-name", "--force-renewal", "--renew-by-default",
                  "--keep-until-expiring", "--expand", "-m", "--staging", "--test-cert",
@@ -473,11 +482,13 @@ def run_help(command: str) -> str:
 def test_post_hook_runs_when_the_pre_hook_failed(cli: Cli, tmp_path: Path) -> None:
     log = tmp_path / "hooks.log"
     seen = orders(cli.pebble)
-    r = cli.issue("-d", fresh(), "--pre-hook", f"echo pre >> {log}; exit 4",
+    name = fresh()
+    r = cli.issue("-d", name, "--pre-hook", f"echo pre >> {log}; exit 4",
                   "--post-hook", f"echo post >> {log}")
     assert r.returncode == 1 and "pre hook" in r.stderr
     assert log.read_text().split() == ["pre", "post"]
     assert orders(cli.pebble) == seen
+    assert leftovers(cli.state, name) == []
 
 
 def test_renew_checks_its_own_hooks_first(cli: Cli) -> None:
