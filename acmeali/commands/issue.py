@@ -240,9 +240,14 @@ def run(ctx: Context) -> int:
     check_supported(settings, names)
     check_hooks(hooks_of(settings, settings.deploy))
     dry_run = bool(args.dry_run)
-    same_server = existing is not None and existing.server == ctx.server
+    # A stored lineage stays at its CA unless --server/--staging says otherwise (as
+    # certbot's renewal configuration does): `issue --name N --force` re-issues where N is.
+    server = ctx.server
+    if existing is not None and not (ctx.arg("server") or ctx.arg("staging")):
+        server = existing.server
+    same_server = existing is not None and existing.server == server
     if existing is not None and not same_server:
-        ctx.ui.info(f"lineage {name} moves from {existing.server} to {ctx.server}")
+        ctx.ui.info(f"lineage {name} moves from {existing.server} to {server}")
     if (existing is not None and same_server and not args.force and not dry_run
             and choice.same_names):
         from acmeali.lifecycle import not_due_message
@@ -257,11 +262,11 @@ def run(ctx: Context) -> int:
                     "or --dns alidns")
     if choice.added and existing is not None:
         ctx.ui.info(f"Expanding lineage {name} with {', '.join(choice.added)}")
-    spec = IssueSpec(name=name, domains=tuple(names), settings=settings, server=ctx.server,
+    spec = IssueSpec(name=name, domains=tuple(names), settings=settings, server=server,
                      csr_path=args.csr, dry_run=dry_run,
                      flag_keys=tuple(dict.fromkeys((*flag_keys, *flags))))
     env = make_environment(ctx)
-    ctx.ui.info(f"Requesting a certificate for {', '.join(names)} from {ctx.server}")
+    ctx.ui.info(f"Requesting a certificate for {', '.join(names)} from {server}")
     with pre_and_post_hooks(settings, ctx.ui, dry_run=spec.dry_run):
         result = issue(spec, env)
     if result.dry_run:
