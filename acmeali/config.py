@@ -4,8 +4,8 @@ Every error names the key path (``certificates[2].domains[0]``) and what was exp
 because a cron job's only feedback is that one line. Unknown keys are errors: a typo
 that silently does nothing is worse than a refusal.
 
-This module is on the start-up path of ``renew``: stdlib only (plus ``names`` and
-``targets``, which are stdlib only too).
+This module is on the start-up path of ``renew``: stdlib only (plus ``names``, ``targets``
+and ``aliyun.services``, imported when needed, which are stdlib only too).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ KEY_TYPES = ("ec256", "ec384", "rsa2048", "rsa3072", "rsa4096")
 CHALLENGES = ("http-01", "dns-01")
 DNS_PROVIDERS = ("hook", "manual", "alidns")
 SITES = ("china", "international")
-ENDPOINT_NAMES = ("cas", "cdn", "dcdn", "apigateway", "alidns", "mqtt")
 STORAGE_BACKEND_NAMES = ("files", "postgresql")  # store.seam.STORAGE_BACKENDS
 
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
@@ -358,10 +357,15 @@ def parse_config(data: Mapping[str, Any], source: str | None = None) -> Config:
     aliyun_kw = _section(ctx, checks, raw_aliyun, _ALIYUN_KEYS, "aliyun",
                          allowed_extra=("endpoints", "cas"))
     endpoints: dict[str, str] = {}
-    for name, value in _table(ctx, raw_aliyun.get("endpoints", {}), "aliyun.endpoints").items():
+    raw_endpoints = _table(ctx, raw_aliyun.get("endpoints", {}), "aliyun.endpoints")
+    if raw_endpoints:  # the names are the services of the registered targets and solvers
+        from acmeali.aliyun.services import known_services
+
+        names = known_services()
+    for name, value in raw_endpoints.items():
         path = f"aliyun.endpoints.{name}"
-        if name not in ENDPOINT_NAMES:
-            raise ctx.err(path, f"unknown endpoint; expected one of {', '.join(ENDPOINT_NAMES)}")
+        if name not in names:
+            raise ctx.err(path, f"unknown endpoint; expected one of {', '.join(names)}")
         endpoints[name] = checks["endpoint"](value, path)
     cas = _section(ctx, checks, _table(ctx, raw_aliyun.get("cas", {}), "aliyun.cas"),
                    _CAS_KEYS, "aliyun.cas")

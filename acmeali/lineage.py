@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: Deployment.cas_ids
 
 
 def utcnow() -> datetime:
@@ -66,7 +66,17 @@ class Deployment:
     ok: bool = False
     time: str | None = None
     error: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)  # e.g. CAS CertId, identifiers
+    details: dict[str, Any] = field(default_factory=dict)  # display, and the target's own state
+    # CAS CertIds the target points at now: CAS clean-up keeps exactly these (and the current).
+    cas_ids: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Deployment:
+        """Schema 1 kept CAS CertIds in ``details`` under three keys; lift them once."""
+        dep: Deployment = _build(cls, raw)
+        if "cas_ids" not in raw:
+            dep.cas_ids = _legacy_cas_ids(dep.details or {})
+        return dep
 
 
 @dataclass
@@ -124,11 +134,26 @@ class LineageMeta:
             data["current"] = _build(CertFacts, data["current"])
         if data.get("ari"):
             data["ari"] = _build(AriState, data["ari"])
-        data["deployments"] = {k: _build(Deployment, v)
+        data["deployments"] = {k: Deployment.from_json(v)
                                for k, v in (data.get("deployments") or {}).items()}
+        data["schema"] = max(int(data.get("schema") or 1), SCHEMA_VERSION)  # lifted above
         return cls(**data)
 
 
 def _build(kind: Any, raw: dict[str, Any]) -> Any:
     known = {f.name for f in dataclasses.fields(kind)}
     return kind(**{k: v for k, v in raw.items() if k in known})
+
+
+def _legacy_cas_ids(details: dict[str, Any]) -> list[int]:
+    ids: set[int] = set()
+    values: list[Any] = [details.get("cert_id"), details.get("previous_cert_id")]
+    domains = details.get("domains")
+    if isinstance(domains, dict):
+        values.extend(domains.values())
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            ids.add(value)
+        elif isinstance(value, str) and value.isdigit():
+            ids.add(int(value))
+    return sorted(ids)

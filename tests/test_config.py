@@ -18,6 +18,7 @@ from acmeali.config import (
     load_config,
     load_config_bytes,
 )
+from acmeali.aliyun.services import known_services
 from acmeali.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -85,7 +86,7 @@ def test_example_documents_every_key() -> None:
     assert set(raw["defaults"]) == set(cfg._CERT_KEYS)
     assert set(raw["renewal"]) == set(cfg._RENEWAL_KEYS)
     assert set(raw["aliyun"]) == set(cfg._ALIYUN_KEYS) | {"endpoints", "cas"}
-    assert set(raw["aliyun"]["endpoints"]) == set(cfg.ENDPOINT_NAMES)
+    assert set(raw["aliyun"]["endpoints"]) == set(known_services())
     assert set(raw["aliyun"]["cas"]) == set(cfg._CAS_KEYS)
     assert set(raw["logging"]) == set(cfg._LOGGING_KEYS)
     assert {"name", "domains"} <= set(raw["certificates"][0])
@@ -102,7 +103,7 @@ def test_example_documents_every_key() -> None:
 def test_example_keys_are_in_configuration_doc() -> None:
     doc = (REPO / "docs" / "configuration.md").read_text()
     keys = (set(cfg._ACME_KEYS) | set(cfg._CERT_KEYS) | set(cfg._RENEWAL_KEYS)
-            | set(cfg._ALIYUN_KEYS) | set(cfg._CAS_KEYS) | set(cfg.ENDPOINT_NAMES)
+            | set(cfg._ALIYUN_KEYS) | set(cfg._CAS_KEYS) | set(known_services())
             | set(cfg._LOGGING_KEYS)
             | {"state_dir", "name", "domains"})
     missing = sorted(k for k in keys if f"`{k}`" not in doc)

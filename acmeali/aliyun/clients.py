@@ -26,26 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from acmeali import docs_url
+from acmeali.aliyun.services import Service, cas_region, service_named
 from acmeali.config import AliyunSettings
 from acmeali.errors import UsageError
 
+__all__ = ["Service", "cas_region", "clear_clients", "endpoint_for", "make_client"]
+
 log = logging.getLogger(__name__)
-
-SERVICES = ("cas", "cdn", "dcdn", "apigateway", "alidns", "mqtt")
-
-# service -> SDK package (its ``client.Client``); versions in ALIYUN.md.
-_PACKAGES = {
-    "cas": "alibabacloud_cas20200407",
-    "cdn": "alibabacloud_cdn20180510",
-    "dcdn": "alibabacloud_dcdn20180115",
-    "apigateway": "alibabacloud_cloudapi20160714",
-    "alidns": "alibabacloud_alidns20150109",
-    "mqtt": "alibabacloud_onsmqtt20200420",
-}
-
-# Where the CAS certificate lives for each site: it names the CAS endpoint, the CDN/DCDN
-# CertRegion and the suffix of CertIdentifier ("<CertId>-<region>").
-CAS_REGIONS = {"china": "cn-hangzhou", "international": "ap-southeast-1"}
 
 _CONNECT_TIMEOUT_MS = 5_000
 _READ_TIMEOUT_MS = 30_000  # uploads of long chains on slow links outlast the SDK's 10 s
@@ -54,48 +41,33 @@ _lock = threading.Lock()
 _clients: dict[tuple[Any, ...], Any] = {}
 
 
-def cas_region(settings: AliyunSettings) -> str:
-    return CAS_REGIONS.get(settings.site, "cn-hangzhou")
+def _service(service: Service | str) -> Service:
+    return service if isinstance(service, Service) else service_named(service)
 
 
-def endpoint_for(service: str, settings: AliyunSettings, region: str | None = None) -> str:
+def endpoint_for(service: Service | str, settings: AliyunSettings,
+                 region: str | None = None) -> str:
     """The host (or host:port) to talk to: the override, else Alibaba's public endpoint."""
-    if service not in _PACKAGES:
-        raise ValueError(f"unknown Alibaba Cloud service {service!r}")
-    override = settings.endpoints.get(service)
-    if override:
-        return override
-    region = region or settings.region
-    if service == "cas":
-        return ("cas.aliyuncs.com" if settings.site == "china"
-                else f"cas.{cas_region(settings)}.aliyuncs.com")
-    if service == "apigateway":
-        return f"apigateway.{region}.aliyuncs.com"
-    if service == "mqtt":
-        return f"onsmqtt.{region}.aliyuncs.com"
-    return f"{service}.aliyuncs.com"
+    return _service(service).endpoint_for(settings, region)
 
 
-def region_for(service: str, settings: AliyunSettings, region: str | None = None) -> str:
-    if service == "cas":
-        return cas_region(settings)
-    return region or settings.region
-
-
-def make_client(service: str, settings: AliyunSettings, *, region: str | None = None) -> Any:
-    """The SDK client for ``service``; cached per process, safe to share between threads.
+def make_client(service: Service | str, settings: AliyunSettings, *,
+                region: str | None = None) -> Any:
+    """The SDK client for ``service`` (a :class:`Service` or its name); cached per process,
+    safe to share between threads.
 
     The cache key holds everything that changes what the client talks to or signs with
     (endpoint, protocol, region, profile, and the environment's AccessKey pair as a hash), so
     a changed environment gets a new client instead of the old keys.
     """
-    endpoint = endpoint_for(service, settings, region)
-    reg = region_for(service, settings, region)
-    key = (service, reg, endpoint, settings.protocol, settings.profile, _env_fingerprint())
+    svc = _service(service)
+    endpoint = svc.endpoint_for(settings, region)
+    reg = svc.region(settings, region)
+    key = (svc.name, reg, endpoint, settings.protocol, settings.profile, _env_fingerprint())
     with _lock:
         client = _clients.get(key)
         if client is None:
-            client = _build(service, reg, endpoint, settings)
+            client = _build(svc, reg, endpoint, settings)
             _clients[key] = client
         return client
 
@@ -115,11 +87,11 @@ def _env_fingerprint() -> str | None:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def _build(service: str, region: str, endpoint: str, settings: AliyunSettings) -> Any:
+def _build(service: Service, region: str, endpoint: str, settings: AliyunSettings) -> Any:
     from alibabacloud_credentials.client import Client as CredentialClient
     from alibabacloud_tea_openapi.utils_models import Config
 
-    package = importlib.import_module(f"{_PACKAGES[service]}.client")
+    package = importlib.import_module(f"{service.package}.client")
     credential = CredentialClient(provider=credentials_provider(settings.profile))
     config = Config(credential=credential, region_id=region, endpoint=endpoint,
                     protocol=settings.protocol, connect_timeout=_CONNECT_TIMEOUT_MS,
@@ -127,7 +99,7 @@ def _build(service: str, region: str, endpoint: str, settings: AliyunSettings) -
     client = package.Client(config)
     # Remembered for error hints (RAM action names) and debug logs.
     client._acmeali_service = service
-    log.debug("aliyun: %s client for %s (region %s, %s)", service, endpoint, region,
+    log.debug("aliyun: %s client for %s (region %s, %s)", service.name, endpoint, region,
               settings.protocol)
     return client
 

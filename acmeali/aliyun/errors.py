@@ -13,22 +13,13 @@ can be imported without the SDK.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from acmeali import docs_url
 from acmeali.errors import AcmealiError
 
-# RAM "service code" of each product; the RAM action is "<code>:<API action>" except where
-# a product names its RAM actions differently (ApsaraMQ for MQTT does, e.g. mq:RegisterCa).
-# CAS's RAM code is yundun-cert (docs: "Certificate Management Service: RAM authorization").
-RAM_CODES = {
-    "cas": "yundun-cert",
-    "cdn": "cdn",
-    "dcdn": "dcdn",
-    "apigateway": "apigateway",
-    "alidns": "alidns",
-    "mqtt": "mq",
-}
+if TYPE_CHECKING:
+    from acmeali.aliyun.services import Service
 
 _CREDENTIAL_SOURCES = (
     "ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET in the environment, "
@@ -58,11 +49,23 @@ class AliyunError(AcmealiError):
         super().__init__("".join(parts), hint=hint)
 
 
-def ram_action(service: str, action: str) -> str:
-    return f"{RAM_CODES.get(service, service)}:{action}"
+def ram_action(service: Service | str, action: str) -> str:
+    """``<ram code>:<Action>``; the RAM code comes from the product's :class:`Service`."""
+    if isinstance(service, str):
+        from acmeali.aliyun.services import service_named
+
+        try:
+            service = service_named(service)
+        except ValueError:
+            return f"{service}:{action}"
+    return service.ram_action(action)
 
 
-def hint_for(code: str | None, service: str, action: str,
+def _name(service: Service | str) -> str:
+    return service if isinstance(service, str) else service.name
+
+
+def hint_for(code: str | None, service: Service | str, action: str,
              auth_action: str | None = None) -> str | None:
     """Advice for the error codes users actually meet; None when there is nothing useful."""
     if not code:
@@ -132,7 +135,8 @@ def _attr(exc: BaseException, *names: str) -> Any:
     return None
 
 
-def from_sdk_exception(exc: BaseException, *, service: str, action: str) -> AliyunError:
+def from_sdk_exception(exc: BaseException, *, service: Service | str,
+                       action: str) -> AliyunError:
     """Map an SDK exception to AliyunError, keeping only what the user needs (no secrets:
     the SDK's ``data`` is the server's error body, which never echoes credentials)."""
     data = getattr(exc, "data", None)
@@ -148,7 +152,7 @@ def from_sdk_exception(exc: BaseException, *, service: str, action: str) -> Aliy
     message = scrub(message) if message else _plain_message(exc)
     if "PRIVATE KEY" in message:
         message = "(the error message quoted key material and was withheld)"
-    return AliyunError(service=service, action=action, code=str(code) if code else None,
+    return AliyunError(service=_name(service), action=action, code=str(code) if code else None,
                        message=message, request_id=str(request_id) if request_id else None,
                        status=int(status) if isinstance(status, int) else None,
                        hint=hint_for(str(code) if code else None, service, action, auth_action))

@@ -63,8 +63,9 @@ def redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def service_of(client: Any) -> str:
-    return str(getattr(client, "_acmeali_service", "aliyun"))
+def service_of(client: Any) -> Any:
+    """The client's :class:`~acmeali.aliyun.services.Service` (a name for foreign clients)."""
+    return getattr(client, "_acmeali_service", "aliyun")
 
 
 def _method_name(client: Any, action: str) -> str:
@@ -181,7 +182,7 @@ def call(client: Any, action: str, request: Any = None, *, attempts: int = DEFAU
         return result
 
 
-def _final(exc: BaseException, service: str, action: str) -> AliyunError:
+def _final(exc: BaseException, service: Any, action: str) -> AliyunError:
     err = from_sdk_exception(exc, service=service, action=action)
     log.debug("aliyun %s %s failed: %s", service, action, scrub(err.message))
     return err

@@ -20,20 +20,14 @@ from acmeali.cli import CommandParsers
 from acmeali.context import Context
 from acmeali.errors import AcmealiError, UsageError
 
-_EPILOG = """targets:
-  cas                                 upload to Certificate Management Service (CAS)
-  cdn:<domain> | cdn:auto             CDN domain(s), by reference to the CAS certificate
-  dcdn:<domain>                       DCDN domain
-  apigateway:[<region>:]<group>:<domain>  API Gateway custom domain
-  mqtt-server:<instance>              CAS upload + the console step for ApsaraMQ for MQTT
-  'hook:<command>'                    a local command with ACMEALI_* paths in its environment
-"""
 
 
 def register(cp: CommandParsers) -> None:
     p = cp.add("deploy", help="deploy a stored certificate to Alibaba Cloud or a hook",
                description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
-    p.epilog = _EPILOG
+    from acmeali.deployers.registry import epilog
+
+    p.epilog = epilog()
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--name", "--cert-name", metavar="LINEAGE", help="the lineage to deploy")
     which.add_argument("--cert", metavar="FILE",

@@ -72,10 +72,9 @@ def register(cp: CommandParsers) -> None:
     p.add_argument("--preferred-chain", metavar="CN",
                    help="pick the chain whose top certificate is issued by this CN")
     p.add_argument("--profile", metavar="P", help="certificate profile the CA offers")
-    p.add_argument("--deploy", action="append", metavar="TARGET",
-                   help="deploy target (repeatable): cas, cdn:<domain>, cdn:auto, "
-                        "dcdn:<domain>, apigateway:[<region>:]<group>:<domain>, "
-                        "mqtt-server:<instance>, hook:<command>")
+    from acmeali.deployers.registry import help_text
+
+    p.add_argument("--deploy", action="append", metavar="TARGET", help=help_text())
     p.add_argument("--pre-hook", metavar="CMD",
                    help="command run before the challenge (e.g. stop the server on port 80)")
     p.add_argument("--post-hook", metavar="CMD",

@@ -15,9 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from acmeali.aliyun.services import Service
 from acmeali.cli import CommandParsers
 from acmeali.context import Context
 from acmeali.errors import UsageError
+
+# ApsaraMQ for MQTT names its RAM actions under "mq" (e.g. mq:RegisterCa).
+MQTT = Service("mqtt", "alibabacloud_onsmqtt20200420", "onsmqtt.{region}.aliyuncs.com", "mq")
 
 PAGE_SIZE = 100
 _STATUS = {"1": "active", "0": "inactive"}
@@ -92,7 +96,7 @@ def _client(ctx: Context) -> Any:
     from acmeali.aliyun.clients import make_client
 
     region = str(ctx.arg("region") or "").strip() or None
-    return make_client("mqtt", ctx.config.aliyun, region=region)
+    return make_client(MQTT, ctx.config.aliyun, region=region)
 
 
 def _call(client: Any, action: str, request: Any) -> dict[str, Any]:

@@ -1,20 +1,20 @@
 """Deploy a lineage's live certificate to its targets; every outcome recorded per target.
 
-Stdlib only at import time: the handlers (and through them the Alibaba SDKs) load when a
-target of their kind is deployed. One target failing never stops the others; the caller
+Stdlib only at import time: the target classes (``registry.TARGETS``) load when a target of
+their kind is parsed, the Alibaba SDKs when a target first calls its product. One target
+failing never stops the others; the caller
 saves ``meta`` afterwards, so the next ``deploy`` or ``renew`` retries exactly the failed
 ones (``LineageMeta.deploy_pending``).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from acmeali.config import AliyunSettings
-from acmeali.deployers.base import DeployContext, DeployOutcome, Handler
+from acmeali.deployers.base import DeployContext, DeployOutcome
 from acmeali.errors import AcmealiError
 from acmeali.lineage import Deployment, LineageMeta, to_iso, utcnow
 from acmeali.store.base import LiveBundle, LivePaths
@@ -24,52 +24,38 @@ __all__ = ["DeployOutcome", "deploy"]
 
 log = logging.getLogger(__name__)
 
-# target kind -> module with ``deploy(ctx, target) -> TargetResult``
-_HANDLERS = {
-    "cas": ("acmeali.deployers.cas", "deploy_cas"),
-    "cdn": ("acmeali.deployers.cdn", "deploy"),
-    "dcdn": ("acmeali.deployers.cdn", "deploy"),
-    "apigateway": ("acmeali.deployers.apigateway", "deploy"),
-    "mqtt-server": ("acmeali.deployers.mqtt", "deploy"),
-    "hook": ("acmeali.deployers.hook", "deploy"),
-}
-
-
 def deploy(meta: LineageMeta, bundle: LiveBundle, targets: Sequence[str], *,
            settings: AliyunSettings, ui: UI, live_paths: LivePaths | None = None,
            dry_run: bool = False) -> list[DeployOutcome]:
     """Deploy ``bundle`` to every target; update ``meta.deployments``/``meta.cas_uploads``
     in place (not with ``dry_run``, which changes nothing anywhere) and return the outcomes
-    in the order given. Old CAS uploads are cleaned up after all targets ran."""
-    from acmeali.targets import parse_target
+    in the order given. Run services (CAS clean-up, ...) finish after all targets ran."""
+    from acmeali.deployers.registry import parse_target
 
     ctx = DeployContext(meta, bundle, settings=settings, ui=ui, live_paths=live_paths,
                         dry_run=dry_run)
     outcomes: list[DeployOutcome] = []
     for spec in dict.fromkeys(targets):
-        if dry_run:
-            ui.result(f"{spec}:")
         try:
             target = parse_target(spec)
-            module_name, func = _HANDLERS[target.kind]
-            handler: Handler = getattr(importlib.import_module(module_name), func)
-            result = handler(ctx, target)
+            if dry_run:
+                ui.result(f"{spec}: {target.plan()}")
+            result = target.deploy(ctx)
         except Exception as exc:
             message = _describe(exc)
             log.debug("deploy %s failed", spec, exc_info=not isinstance(exc, AcmealiError))
             outcomes.append(DeployOutcome(spec, False, message))
             if not dry_run:
-                _record_failure(ctx, spec, message, getattr(exc, "details", None))
+                _record_failure(ctx, spec, message, getattr(exc, "details", None),
+                                getattr(exc, "cas_ids", None))
             continue
         outcomes.append(DeployOutcome(spec, True, result.message))
         if not dry_run:
             meta.deployments[spec] = Deployment(
                 fingerprint=ctx.cert.fingerprint, ok=True, time=to_iso(utcnow()), error=None,
-                details=result.details)
-    if ctx.cas is not None and not dry_run:
-        from acmeali.deployers.cas import cleanup_old
-
-        cleanup_old(ctx)
+                details=result.details, cas_ids=sorted(result.cas_ids))
+    if not dry_run:
+        ctx.finish()
     return outcomes
 
 
@@ -84,12 +70,15 @@ def _describe(exc: BaseException) -> str:
 
 
 def _record_failure(ctx: DeployContext, spec: str, message: str,
-                    details: dict[str, Any] | None) -> None:
-    """Keep what the target still serves (fingerprint, details); mark it not ok."""
+                    details: dict[str, Any] | None, cas_ids: frozenset[int] | None) -> None:
+    """Keep what the target still serves (fingerprint, details, cas_ids); mark it not ok.
+    A partial failure says what it serves now (``details``/``cas_ids`` of the error)."""
     dep = ctx.meta.deployments.get(spec) or Deployment()
     dep.ok = False
     dep.time = to_iso(utcnow())
     dep.error = message
     if details is not None:
         dep.details = details
+    if cas_ids is not None:
+        dep.cas_ids = sorted(cas_ids)
     ctx.meta.deployments[spec] = dep

@@ -11,14 +11,19 @@ pages ask for (RSA as PKCS#1; API Gateway itself documents none).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import re
+from dataclasses import dataclass
+from typing import Any
 
-from acmeali.deployers.base import DeployContext, TargetResult
+from acmeali.aliyun.services import Service
+from acmeali.deployers.base import REGION, DeployContext, Target, TargetResult, split_region
 from acmeali.deployers.cas import name_for
 from acmeali.errors import DeployError
 
-if TYPE_CHECKING:
-    from acmeali.targets import Target
+APIGATEWAY = Service("apigateway", "alibabacloud_cloudapi20160714",
+                     "apigateway.{region}.aliyuncs.com", "apigateway")
+
+_GROUP = re.compile(r"^[A-Za-z0-9]+$")
 
 
 def _ms(dt: Any) -> int:
@@ -43,25 +48,62 @@ def _serves(ctx: DeployContext, info: dict[str, Any], name: str) -> bool:
     return end is None or abs(int(end) - _ms(ctx.cert.not_after)) < 1000
 
 
-def deploy(ctx: DeployContext, target: Target) -> TargetResult:
+@dataclass(frozen=True)
+class ApiGateway(Target):
+    """``apigateway:[<region>:]<group-id>:<domain>``."""
+
+    kind = "apigateway"
+    usage = ("apigateway:[<region>:]<group-id>:<domain>",)
+    summary = "API Gateway custom domain (PEM upload)"
+    services = (APIGATEWAY,)
+
+    spec: str
+    group_id: str
+    domain: str
+    region: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str, arg: str) -> ApiGateway:
+        parts = arg.split(":")
+        if len(parts) == 3 and not REGION.match(parts[0]):
+            raise cls.fail(spec, f"{parts[0]!r} is not a region id such as cn-hangzhou")
+        region, rest = split_region(parts, 2)
+        if len(rest) != 2 or not _GROUP.match(rest[0]) or not rest[1]:
+            raise cls.fail(spec, "malformed")
+        return cls(spec, rest[0], rest[1].lower().rstrip("."), region)
+
+    def deploy(self, ctx: DeployContext) -> TargetResult:
+        return _deploy(ctx, self)
+
+    def check(self, ctx: DeployContext) -> bool:
+        info = ctx.api(APIGATEWAY, "DescribeDomain", {"GroupId": self.group_id,
+                                                      "DomainName": self.domain},
+                       region=self.region or ctx.settings.region)
+        return _serves(ctx, info, name_for(ctx))
+
+    def plan(self) -> str:
+        return f"set the certificate of {self.domain} in API group {self.group_id}"
+
+
+def _deploy(ctx: DeployContext, target: ApiGateway) -> TargetResult:
     region = target.region or ctx.settings.region
-    group = target.group_id or ""
-    domain = target.domain or ""
+    group = target.group_id
+    domain = target.domain
     if not ctx.cert.covers(domain):
         raise DeployError(f"the certificate ({', '.join(ctx.cert.names)}) does not cover "
                           f"{domain}, so API Gateway would serve a name mismatch")
     key = {"GroupId": group, "DomainName": domain}
     name = name_for(ctx)
-    before = ctx.api("apigateway", "DescribeDomain", key, region=region)
+    before = ctx.api(APIGATEWAY, "DescribeDomain", key, region=region)
     if _serves(ctx, before, name):
         return TargetResult(f"{domain} (group {group}) already serves this certificate",
                             _details(before, region))
-    ctx.api("apigateway", "SetDomainCertificate", {
+    ctx.api(APIGATEWAY, "SetDomainCertificate", {
         **key, "CertificateName": name, "CertificateBody": ctx.cert.fullchain_pem,
         "CertificatePrivateKey": ctx.cert.key_alibaba_pem}, region=region)
     if ctx.dry_run:
         return TargetResult(f"{domain} (group {group}) would get {name}")
-    after = ctx.api("apigateway", "DescribeDomain", key, region=region)
+    after = ctx.api(APIGATEWAY, "DescribeDomain", key, region=region)
     if not _serves(ctx, after, name):
         raise DeployError(f"API Gateway {group}/{domain}: the certificate was set, but "
                           f"DescribeDomain shows {after.get('CertificateName')!r}",

@@ -1,9 +1,17 @@
-"""What every deployer shares: the certificate's facts, the API wrapper, outcomes.
+"""What every deploy target shares: its self-description, the certificate's facts, the API
+wrapper, the per-run services, outcomes.
 
-A deploy run works on one lineage's live bundle. :class:`DeployContext` holds everything
-the target handlers need, parses the PEM once, and carries the CAS upload between targets
-(``cdn:``, ``dcdn:`` and ``mqtt-server:`` all reference the certificate in CAS, so the
-upload happens at most once per run whatever the number of targets).
+A deploy target is a class (one module under ``deployers/``, one line in
+``deployers/registry.py``) that says what it is: ``kind``, its grammar (``usage``), a
+``summary`` for help and the docs, the Alibaba ``services`` it calls, ``parse`` (spec ->
+instance), ``deploy`` and ``check`` (read back). Help texts, config validation, the docs'
+target table and dry-run plans come from those attributes.
+
+A deploy run works on one lineage's live bundle. :class:`DeployContext` parses the PEM once
+and hands out per-run services (:meth:`DeployContext.service`): the CAS copy of the
+certificate (``ctx.cas``) is one, uploaded at most once per run whatever the number of
+targets that reference it; each service's ``finish`` runs after every target (CAS clean-up
+keeps what any target still uses, by the typed ``TargetResult.cas_ids``).
 
 ``dry_run`` is honoured by :class:`Api`: read-only actions (Describe*/List*/Get*) run for
 real so the plan shown is accurate, actions that change anything are printed instead.
@@ -11,12 +19,14 @@ real so the plan shown is accurate, actions that change anything are printed ins
 
 from __future__ import annotations
 
+import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from acmeali.config import AliyunSettings
 from acmeali.errors import DeployError
@@ -25,9 +35,33 @@ from acmeali.store.base import LiveBundle, LivePaths
 from acmeali.ui import UI
 
 if TYPE_CHECKING:
-    from acmeali.targets import Target
+    from acmeali.aliyun.services import Service
+    from acmeali.deployers.cas import CasSession
 
 READ_PREFIXES = ("Describe", "List", "Get", "Query", "Check")
+
+# A region id is recognised by its form: a geography prefix, then words (cn-hangzhou,
+# ap-southeast-1, cn-shanghai-finance-1). Resource ids (lb-..., lsn-..., alb-...) never
+# start with one of these prefixes.
+REGION = re.compile(r"^(cn|ap|us|eu|me|na|sa|af|la|ru|rus)(-[a-z0-9]+)+$")
+
+T = TypeVar("T", bound="Target")
+S = TypeVar("S", bound="RunService")
+
+
+class TargetSyntaxError(ValueError):
+    """A deploy target string that does not follow its kind's grammar."""
+
+    def __init__(self, spec: str, why: str, usage: tuple[str, ...] = ()) -> None:
+        expected = f"; expected {' or '.join(usage)}" if usage else ""
+        super().__init__(f"deploy target {spec!r}: {why}{expected}")
+
+
+def split_region(parts: list[str], rest: int) -> tuple[str | None, list[str]]:
+    """``[REGION:]...``: the leading region when ``parts`` has one and ``rest`` more."""
+    if len(parts) > rest and REGION.match(parts[0]):
+        return parts[0], parts[1:]
+    return None, parts
 
 
 @dataclass(frozen=True)
@@ -41,21 +75,61 @@ class DeployOutcome:
 
 @dataclass
 class TargetResult:
-    """What a handler reports on success; ``details`` go into ``meta.deployments``."""
+    """What a target reports on success.
+
+    ``details`` go into ``meta.deployments`` for display and for the target's own next run;
+    ``cas_ids`` are the CAS CertIds the target points at now, the only thing CAS clean-up
+    reads (a target that references no CAS certificate leaves it empty).
+    """
 
     message: str
     details: dict[str, Any] = field(default_factory=dict)
+    cas_ids: frozenset[int] = frozenset()
 
 
-@dataclass(frozen=True)
-class CasCert:
-    """A certificate held by CAS that this run deploys from."""
+class PartialDeployError(DeployError):
+    """Some parts of a multi-part target failed: ``details`` and ``cas_ids`` record what the
+    target serves now (the failed parts keep their earlier certificate)."""
 
-    cert_id: int
-    identifier: str  # "<CertId>-<region>", what MQTT and the console call it
-    name: str
-    region: str
-    uploaded_now: bool
+    def __init__(self, message: str, details: dict[str, Any], cas_ids: frozenset[int] = frozenset(),
+                 *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.details = details
+        self.cas_ids = cas_ids
+
+
+class Target(ABC):
+    """One place a certificate goes. ``spec`` is the user's string, the key in metadata."""
+
+    kind: ClassVar[str]
+    usage: ClassVar[tuple[str, ...]]  # grammar, one form per entry: "alb:[<region>:]<listener-id>"
+    summary: ClassVar[str]  # one line for --help and the docs' table
+    services: ClassVar[tuple[Service, ...]] = ()  # the Alibaba Cloud products it calls
+
+    spec: str
+
+    @classmethod
+    @abstractmethod
+    def parse(cls: type[T], spec: str, arg: str) -> T:
+        """``spec`` is the whole string, ``arg`` what follows ``<kind>:``; raise
+        :class:`TargetSyntaxError` naming the spec and ``usage``."""
+
+    @abstractmethod
+    def deploy(self, ctx: DeployContext) -> TargetResult:
+        """Make the target serve ``ctx.cert``; idempotent (no write when it already does),
+        confirmed by reading back."""
+
+    def check(self, ctx: DeployContext) -> bool | None:
+        """Read back: whether the target serves ``ctx.cert`` now; None when it cannot tell."""
+        return None
+
+    def plan(self) -> str:
+        """One line for ``--dry-run``: what deploying does."""
+        return self.summary
+
+    @classmethod
+    def fail(cls, spec: str, why: str) -> TargetSyntaxError:
+        return TargetSyntaxError(spec, why, cls.usage)
 
 
 class CertMaterial:
@@ -188,23 +262,31 @@ class Api:
         self.dry_run = dry_run
         self.planned: list[tuple[str, str, dict[str, Any]]] = []
 
-    def client(self, service: str, region: str | None = None) -> Any:
+    def client(self, service: Service, region: str | None = None) -> Any:
         from acmeali.aliyun.clients import make_client
 
         return make_client(service, self.settings, region=region)
 
-    def __call__(self, service: str, action: str, params: Mapping[str, Any] | None = None, *,
-                 region: str | None = None) -> dict[str, Any]:
+    def __call__(self, service: Service, action: str, params: Mapping[str, Any] | None = None,
+                 *, region: str | None = None) -> dict[str, Any]:
         from acmeali.aliyun.retry import call, redact_params
 
         params = dict(params or {})
         if self.dry_run and not action.startswith(READ_PREFIXES):
             shown = redact_params(params)
-            self.planned.append((service, action, shown))
+            self.planned.append((service.name, action, shown))
             args = " ".join(f"{k}={v}" for k, v in shown.items())
-            self.ui.result(f"  would call {service} {action} {args}".rstrip())
+            self.ui.result(f"  would call {service.name} {action} {args}".rstrip())
             return {}
         return call(self.client(service, region), action, params)
+
+
+class RunService(Protocol):
+    """Something targets share within one deploy run (the CAS copy, CLB server
+    certificates). Created on first use; ``finish`` runs after every target and never raises."""
+
+    def __init__(self, ctx: DeployContext) -> None: ...
+    def finish(self) -> None: ...
 
 
 class DeployContext:
@@ -220,10 +302,32 @@ class DeployContext:
         self.live_paths = live_paths
         self.dry_run = dry_run
         self.api = Api(settings, ui, dry_run=dry_run)
-        self.cas: CasCert | None = None
-        self.cas_error: Exception | None = None
-        self.cas_lock = threading.Lock()
+        self._services: dict[type[Any], Any] = {}
+        self._lock = threading.Lock()
 
+    def service(self, kind: type[S]) -> S:
+        """The run's one instance of ``kind`` (constructed as ``kind(ctx)``)."""
+        with self._lock:
+            found = self._services.get(kind)
+            if found is None:
+                found = self._services[kind] = kind(self)
+            return found
 
-class Handler(Protocol):
-    def __call__(self, ctx: DeployContext, target: Target) -> TargetResult: ...
+    @property
+    def cas(self) -> CasSession:
+        """The CAS copy of the certificate: ``ctx.cas.ensure()`` uploads it once per run."""
+        from acmeali.deployers.cas import CasSession
+
+        return self.service(CasSession)
+
+    def used(self, kind: type[Any]) -> bool:
+        return kind in self._services
+
+    def finish(self) -> None:
+        """Every run service's ``finish``, newest first (so CLB lets go of a CAS certificate
+        before CAS clean-up looks at it); never raises."""
+        for svc in reversed(list(self._services.values())):
+            try:
+                svc.finish()
+            except Exception as exc:  # clean-up must never fail a deploy
+                self.ui.warn(f"clean-up after deploying failed: {exc}")

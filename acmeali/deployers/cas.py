@@ -15,7 +15,8 @@ also the first step of those targets. Quirks that shape it:
   idempotence of the request", SDK), so a retry after a lost answer returns the first
   CertId instead of making a second copy.
 - Old uploads are deleted only when acmeali uploaded them (``meta.cas_uploads`` with
-  ``acmeali: true``), no target of this lineage still uses them, more than
+  ``acmeali: true``), no target of this lineage still uses them (the typed
+  ``Deployment.cas_ids`` of every target, whatever its kind), more than
   ``cas_keep_previous`` newer ones exist, and CAS says nothing uses them
   (``ListCertificates`` ``UsingProductList``, else ``ListCloudResources``):
   ``DeleteUserCertificate`` is not documented to refuse a certificate in use, and someone
@@ -23,21 +24,27 @@ also the first step of those targets. Quirks that shape it:
   upload are never touched, even when they are the same certificate.
 - Nothing depends on the subject CN (Let's Encrypt's ``tlsserver``/``shortlived`` profiles
   have none): names and the listing keyword fall back to the first SAN.
+
+The CAS copy is a per-run service (:class:`CasSession`, ``ctx.cas``): any target calls
+``ctx.cas.ensure()`` and reports the CertIds it points at in ``TargetResult.cas_ids``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+import threading
+from dataclasses import dataclass
+from typing import Any
 
 from acmeali.aliyun.errors import AliyunError
-from acmeali.deployers.base import CasCert, DeployContext, TargetResult
+from acmeali.aliyun.services import CAS_REGIONS, Service
+from acmeali.deployers.base import DeployContext, Target, TargetResult
 from acmeali.errors import DeployError
 from acmeali.lineage import to_iso, utcnow
 
-if TYPE_CHECKING:
-    from acmeali.targets import Target
+CAS = Service("cas", "alibabacloud_cas20200407", "cas.{region}.aliyuncs.com", "yundun-cert",
+              site_endpoints={"china": "cas.aliyuncs.com"}, site_region=True)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,17 @@ def cas_name(cn: str, not_before_stamp: str, fingerprint: str) -> str:
     tail = f"-{not_before_stamp}-{fingerprint[:6]}"
     room = MAX_NAME - len(NAME_PREFIX) - len(tail)
     return f"{NAME_PREFIX}{safe[:room].rstrip('.-')}{tail}"
+
+
+@dataclass(frozen=True)
+class CasCert:
+    """A certificate held by CAS that this run deploys from."""
+
+    cert_id: int
+    identifier: str  # "<CertId>-<region>", what ALB, NLB, MQTT and the console call it
+    name: str
+    region: str
+    uploaded_now: bool
 
 
 def name_for(ctx: DeployContext) -> str:
@@ -89,27 +107,43 @@ def _is_gone(exc: AliyunError) -> bool:
     return "notfound" in code.replace(".", "") or "notexist" in code or exc.status == 404
 
 
-def ensure_uploaded(ctx: DeployContext, key_pem: str | None = None) -> CasCert:
-    """The live certificate's CAS entry: reused if already there, uploaded otherwise.
+class CasSession:
+    """The run's CAS copy of the certificate: uploaded (or found) once, cleaned up after."""
 
-    ``key_pem`` is the key in the form the consuming product wants (default: RSA as PKCS#1,
-    which CDN/DCDN document; the MQTT server-certificate guide hosts a PKCS#8 key)."""
-    with ctx.cas_lock:
-        if ctx.cas is None:
-            if ctx.cas_error is not None:  # one failed attempt per run, not one per target
-                raise ctx.cas_error
-            try:
-                ctx.cas = _ensure(ctx, key_pem or ctx.cert.key_alibaba_pem)
-            except Exception as exc:
-                ctx.cas_error = exc
-                raise
-        return ctx.cas
+    def __init__(self, ctx: DeployContext) -> None:
+        self.ctx = ctx
+        self.cert: CasCert | None = None
+        self.error: Exception | None = None
+        self._lock = threading.Lock()
+
+    def ensure(self, key_pem: str | None = None) -> CasCert:
+        """The live certificate's CAS entry: reused if already there, uploaded otherwise.
+
+        ``key_pem`` is the key in the form the consuming product wants (default: RSA as
+        PKCS#1, which CDN/DCDN document; the MQTT server-certificate guide hosts a PKCS#8
+        key); the first caller of the run decides."""
+        with self._lock:
+            if self.cert is None:
+                if self.error is not None:  # one failed attempt per run, not one per target
+                    raise self.error
+                try:
+                    self.cert = _ensure(self.ctx, key_pem or self.ctx.cert.key_alibaba_pem)
+                except Exception as exc:
+                    self.error = exc
+                    raise
+            return self.cert
+
+    def finish(self) -> None:
+        cleanup_old(self.ctx, self.cert)
+
+
+def ensure_uploaded(ctx: DeployContext, key_pem: str | None = None) -> CasCert:
+    return ctx.cas.ensure(key_pem)
+
 
 
 def _region(ctx: DeployContext) -> str:
-    from acmeali.aliyun.clients import cas_region
-
-    return cas_region(ctx.settings)
+    return CAS_REGIONS.get(ctx.settings.site, "cn-hangzhou")
 
 
 def _ensure(ctx: DeployContext, key_pem: str) -> CasCert:
@@ -140,7 +174,7 @@ def _ensure(ctx: DeployContext, key_pem: str) -> CasCert:
     # 3. upload.
     name = name_for(ctx)
     try:
-        body = ctx.api("cas", "UploadUserCertificate", {
+        body = ctx.api(CAS, "UploadUserCertificate", {
             "Name": name, "Cert": ctx.cert.fullchain_pem, "Key": key_pem,
             "ClientToken": client_token(ctx)})
     except AliyunError as exc:
@@ -170,7 +204,7 @@ def _ensure(ctx: DeployContext, key_pem: str) -> CasCert:
 
 def _detail(ctx: DeployContext, cert_id: int) -> dict[str, Any]:
     # CertFilter=true: the answer leaves out the certificate and key bodies.
-    return ctx.api("cas", "GetUserCertificateDetail", {"CertId": cert_id, "CertFilter": True})
+    return ctx.api(CAS, "GetUserCertificateDetail", {"CertId": cert_id, "CertFilter": True})
 
 
 def _cas_from(ctx: DeployContext, cert_id: int, detail: dict[str, Any], name: str,
@@ -201,7 +235,7 @@ def find_uploaded(ctx: DeployContext) -> dict[str, Any] | None:
     keyword = ctx.cert.common_name.removeprefix("*.")
     seen = 0
     for page in range(1, MAX_PAGES + 1):
-        body = ctx.api("cas", "ListUserCertificateOrder", {
+        body = ctx.api(CAS, "ListUserCertificateOrder", {
             "OrderType": "UPLOAD", "Keyword": keyword, "CurrentPage": page,
             "ShowSize": PAGE_SIZE})
         items = body.get("CertificateOrderList") or []
@@ -215,29 +249,44 @@ def find_uploaded(ctx: DeployContext) -> dict[str, Any] | None:
     return None
 
 
-def deploy_cas(ctx: DeployContext, target: Target) -> TargetResult:
-    cas = ensure_uploaded(ctx)
-    verb = "uploaded" if cas.uploaded_now else "already in CAS"
-    if ctx.dry_run:
-        return TargetResult(f"would upload as {cas.name}" if cas.uploaded_now
-                            else f"already in CAS as CertId {cas.cert_id}")
-    return TargetResult(f"{verb} as CertId {cas.cert_id} ({cas.identifier})",
-                        {"cert_id": cas.cert_id, "identifier": cas.identifier, "name": cas.name})
+@dataclass(frozen=True)
+class Cas(Target):
+    """``cas``: the certificate uploaded to CAS (and kept there while anything uses it)."""
+
+    kind = "cas"
+    usage = ("cas",)
+    summary = "upload to Certificate Management Service (CAS)"
+    services = (CAS,)
+
+    spec: str
+
+    @classmethod
+    def parse(cls, spec: str, arg: str) -> Cas:
+        if arg:
+            raise cls.fail(spec, "'cas' takes no argument")
+        return cls(spec)
+
+    def deploy(self, ctx: DeployContext) -> TargetResult:
+        cas = ctx.cas.ensure()
+        if ctx.dry_run:
+            return TargetResult(f"would upload as {cas.name}" if cas.uploaded_now
+                                else f"already in CAS as CertId {cas.cert_id}")
+        verb = "uploaded" if cas.uploaded_now else "already in CAS"
+        return TargetResult(f"{verb} as CertId {cas.cert_id} ({cas.identifier})",
+                            {"cert_id": cas.cert_id, "identifier": cas.identifier,
+                             "name": cas.name}, frozenset({cas.cert_id}))
+
+    def check(self, ctx: DeployContext) -> bool:
+        return find_uploaded(ctx) is not None
 
 
-def cert_ids_in_use(ctx: DeployContext) -> set[int]:
-    """CAS CertIds any target of this lineage still points at (per its recorded details)."""
+def cert_ids_in_use(ctx: DeployContext, current: CasCert | None = None) -> set[int]:
+    """CAS CertIds any target of this lineage still points at (``Deployment.cas_ids``)."""
     used: set[int] = set()
     for dep in ctx.meta.deployments.values():
-        details = dep.details or {}
-        for key in ("cert_id", "previous_cert_id"):
-            if details.get(key):
-                used.add(int(details[key]))
-        for value in (details.get("domains") or {}).values():
-            if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-                used.add(int(value))
-    if ctx.cas is not None:
-        used.add(ctx.cas.cert_id)
+        used.update(int(i) for i in dep.cas_ids)
+    if current is not None:
+        used.add(current.cert_id)
     return used
 
 
@@ -246,7 +295,7 @@ def used_by(ctx: DeployContext, cert_id: int, name: str) -> list[str]:
     upload's name) ``UsingProductList``; when the listing does not show the certificate,
     ``ListCloudResources`` for its CertId. Raises when CAS cannot be asked."""
     for page in range(1, USE_MAX_PAGES + 1):
-        body = ctx.api("cas", "ListCertificates", {
+        body = ctx.api(CAS, "ListCertificates", {
             "Keyword": name or str(cert_id), "CertificateSource": "UPLOAD",
             "CurrentPage": page, "ShowSize": USE_PAGE_SIZE})
         items = body.get("CertificateList") or []
@@ -255,28 +304,28 @@ def used_by(ctx: DeployContext, cert_id: int, name: str) -> list[str]:
                 return [str(p) for p in item.get("UsingProductList") or []]
         if len(items) < USE_PAGE_SIZE:
             break
-    body = ctx.api("cas", "ListCloudResources", {"CertIds": [cert_id],
+    body = ctx.api(CAS, "ListCloudResources", {"CertIds": [cert_id],
                                                  "ShowSize": USE_PAGE_SIZE})
     return sorted({str(r.get("CloudProduct") or "?") for r in body.get("Data") or []
                    if str(r.get("CertId") or "") == str(cert_id)})
 
 
-def cleanup_old(ctx: DeployContext) -> list[int]:
+def cleanup_old(ctx: DeployContext, current_cert: CasCert | None) -> list[int]:
     """Delete our older uploads beyond ``cas_keep_previous`` that nothing uses; never raises.
 
     Returns the CertIds deleted. Runs after every target of the run, so a target that
     failed this time (and so still serves the old certificate) keeps it alive.
     """
-    if not ctx.settings.cas_cleanup_old or ctx.dry_run or ctx.cas is None:
+    if not ctx.settings.cas_cleanup_old or ctx.dry_run or current_cert is None:
         return []
-    current = ctx.cas.cert_id
+    current = current_cert.cert_id
     # Newest first: by notBefore, then by position in the list (append order = upload
     # order), because two certificates issued within one minute tie on the timestamps.
     ranked = [(str(e.get("not_before") or ""), i, e) for i, e in enumerate(ctx.meta.cas_uploads)
               if e.get("acmeali") and int(e.get("cert_id", 0)) != current]
     ranked.sort(key=lambda r: (r[0], r[1]), reverse=True)
     ours = [e for _, _, e in ranked]
-    in_use = cert_ids_in_use(ctx)
+    in_use = cert_ids_in_use(ctx, current_cert)
     deleted: list[int] = []
     for entry in ours[ctx.settings.cas_keep_previous:]:
         cert_id = int(entry["cert_id"])
@@ -294,7 +343,7 @@ def cleanup_old(ctx: DeployContext) -> list[int]:
                         f"still used by {', '.join(users)}")
             continue
         try:
-            ctx.api("cas", "DeleteUserCertificate", {"CertId": cert_id})
+            ctx.api(CAS, "DeleteUserCertificate", {"CertId": cert_id})
         except AliyunError as exc:
             if not _is_gone(exc):
                 ctx.ui.warn(f"could not delete the old CAS certificate {cert_id} "

@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
-from acmeali.deployers.base import CasCert, DeployContext, TargetResult
-from acmeali.deployers.cas import ensure_uploaded
+from acmeali.aliyun.services import Service
+from acmeali.deployers.base import DeployContext, PartialDeployError, Target, TargetResult
+from acmeali.deployers.cas import CAS, CasCert, ensure_uploaded
 from acmeali.errors import DeployError
 
-if TYPE_CHECKING:
-    from acmeali.targets import Target
+CDN = Service("cdn", "alibabacloud_cdn20180510", "cdn.aliyuncs.com", "cdn")
+DCDN = Service("dcdn", "alibabacloud_dcdn20180115", "dcdn.aliyuncs.com", "dcdn")
 
 PAGE_SIZE = 500  # DescribeUserDomains' maximum
 MAX_PAGES = 1000
@@ -40,7 +41,7 @@ CONFIRM_INTERVAL = 1.0
 
 @dataclass(frozen=True)
 class _Product:
-    service: str
+    service: Service
     label: str
     set_action: str
     describe_action: str
@@ -48,19 +49,11 @@ class _Product:
 
 
 PRODUCTS = {
-    "cdn": _Product("cdn", "CDN", "SetCdnDomainSSLCertificate", "DescribeDomainCertificateInfo",
+    "cdn": _Product(CDN, "CDN", "SetCdnDomainSSLCertificate", "DescribeDomainCertificateInfo",
                     "DescribeUserDomains"),
-    "dcdn": _Product("dcdn", "DCDN", "SetDcdnDomainSSLCertificate",
+    "dcdn": _Product(DCDN, "DCDN", "SetDcdnDomainSSLCertificate",
                      "DescribeDcdnDomainCertificateInfo", "DescribeDcdnUserDomains"),
 }
-
-
-class PartialDeployError(DeployError):
-    """Some domains of a multi-domain target failed; ``details`` records those that did not."""
-
-    def __init__(self, message: str, details: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.details = details
 
 
 def api_name(domain: str) -> str:
@@ -117,16 +110,16 @@ def bind_domain(ctx: DeployContext, product: _Product, domain: str) -> str:
                       hint="the change may still be propagating; run `acmeali deploy` again")
 
 
-def deploy_domain(ctx: DeployContext, target: Target) -> TargetResult:
-    product = PRODUCTS[target.kind]
-    domain = api_name(target.domain or "")
+def deploy_domain(ctx: DeployContext, product: _Product, domain: str) -> TargetResult:
+    domain = api_name(domain)
     if not ctx.cert.covers(cert_name(domain)):
         raise DeployError(f"the certificate ({', '.join(ctx.cert.names)}) does not cover "
                           f"{cert_name(domain)}, so {product.label} would serve a name "
                           "mismatch")
     message = bind_domain(ctx, product, domain)
     cas = ensure_uploaded(ctx)
-    return TargetResult(message, {"cert_id": cas.cert_id, "identifier": cas.identifier})
+    return TargetResult(message, {"cert_id": cas.cert_id, "identifier": cas.identifier},
+                        frozenset({cas.cert_id}))
 
 
 def list_domains(ctx: DeployContext, product: _Product) -> list[dict[str, Any]]:
@@ -149,10 +142,9 @@ def _serving_https(row: dict[str, Any]) -> bool:
     return str(row.get("DomainStatus", "")).lower() == "online" and https == "on"
 
 
-def deploy_auto(ctx: DeployContext, target: Target) -> TargetResult:
+def deploy_auto(ctx: DeployContext, product: _Product, spec: str) -> TargetResult:
     """Every online, HTTPS-serving CDN domain of the account that the certificate covers
     (wildcards one label; a listed ``.x`` is the wildcard domain ``*.x``)."""
-    product = PRODUCTS[target.kind]
     rows = [d for d in list_domains(ctx, product) if d.get("DomainName")]
     covered = sorted({api_name(str(d["DomainName"])) for d in rows
                       if _serving_https(d) and ctx.cert.covers(cert_name(str(d["DomainName"])))})
@@ -160,13 +152,13 @@ def deploy_auto(ctx: DeployContext, target: Target) -> TargetResult:
                       if not _serving_https(d)
                       and ctx.cert.covers(cert_name(str(d["DomainName"])))})
     if skipped:
-        ctx.ui.info(f"{target.spec}: left alone (not online, or HTTPS off; name them as "
+        ctx.ui.info(f"{spec}: left alone (not online, or HTTPS off; name them as "
                     f"cdn:<domain> targets to turn HTTPS on): {', '.join(skipped)}")
     if not covered:
-        ctx.ui.warn(f"{target.spec}: no {product.label} domain of this account is covered by "
+        ctx.ui.warn(f"{spec}: no {product.label} domain of this account is covered by "
                     f"the certificate ({', '.join(ctx.cert.names)})")
         return TargetResult("no covered domain", {"domains": {}})
-    previous = ctx.meta.deployments.get(target.spec)
+    previous = ctx.meta.deployments.get(spec)
     earlier = dict((previous.details or {}).get("domains") or {}) if previous else {}
     # A domain that fails keeps its earlier CertId recorded: it still serves that one.
     bound: dict[str, Any] = {d: v for d, v in earlier.items() if d in covered}
@@ -182,13 +174,59 @@ def deploy_auto(ctx: DeployContext, target: Target) -> TargetResult:
         if not ctx.dry_run:
             bound[domain] = ensure_uploaded(ctx).cert_id
     details = {"domains": bound}
+    in_use = frozenset(int(v) for v in bound.values() if str(v).isdigit())
     if failures:
         raise PartialDeployError(f"{len(failures)} of {len(covered)} {product.label} domains "
-                                 "failed: " + "; ".join(failures), details)
-    return TargetResult(f"{len(covered)} {product.label} domain(s): {', '.join(covered)}", details)
+                                 "failed: " + "; ".join(failures), details, in_use)
+    return TargetResult(f"{len(covered)} {product.label} domain(s): {', '.join(covered)}",
+                        details, in_use)
 
 
-def deploy(ctx: DeployContext, target: Target) -> TargetResult:
-    if target.kind == "cdn" and target.domain == "auto":
-        return deploy_auto(ctx, target)
-    return deploy_domain(ctx, target)
+@dataclass(frozen=True)
+class Cdn(Target):
+    """``cdn:<domain>`` and ``cdn:auto``."""
+
+    kind = "cdn"
+    usage: ClassVar[tuple[str, ...]] = ("cdn:<domain>", "cdn:auto")
+    summary = "CDN domain(s) (auto: every covered one), by reference to the CAS certificate"
+    services = (CAS, CDN)
+    product: ClassVar[_Product] = PRODUCTS["cdn"]
+
+    spec: str
+    domain: str
+
+    @classmethod
+    def parse(cls, spec: str, arg: str) -> Cdn:
+        if not arg:
+            raise cls.fail(spec, f"'{cls.kind}' needs a domain")
+        if arg == "auto" and cls.kind != "cdn":
+            raise cls.fail(spec, "'auto' is supported for cdn only")
+        return cls(spec, arg.lower().rstrip("."))
+
+    def deploy(self, ctx: DeployContext) -> TargetResult:
+        if self.domain == "auto":
+            return deploy_auto(ctx, self.product, self.spec)
+        return deploy_domain(ctx, self.product, self.domain)
+
+    def check(self, ctx: DeployContext) -> bool:
+        cas = ensure_uploaded(ctx)
+        if self.domain != "auto":
+            return _serves(_cert_info(ctx, self.product, api_name(self.domain)), cas)
+        dep = ctx.meta.deployments.get(self.spec)
+        domains = (dep.details if dep else {}).get("domains") or {}
+        return all(_serves(_cert_info(ctx, self.product, d), cas) for d in domains)
+
+    def plan(self) -> str:
+        what = "every covered domain" if self.domain == "auto" else self.domain
+        return f"point {self.product.label} {what} at the CAS certificate"
+
+
+@dataclass(frozen=True)
+class Dcdn(Cdn):
+    """``dcdn:<domain>``: the same binding through DCDN's actions."""
+
+    kind = "dcdn"
+    usage = ("dcdn:<domain>",)
+    summary = "DCDN domain, by reference to the CAS certificate"
+    services = (CAS, DCDN)
+    product = PRODUCTS["dcdn"]

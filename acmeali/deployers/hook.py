@@ -7,21 +7,42 @@ The live paths are the stable ``live/<name>/*.pem`` links, so the command can ke
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-from acmeali.deployers.base import DeployContext, TargetResult
+from acmeali.deployers.base import DeployContext, Target, TargetResult
 from acmeali.errors import DeployError
-
-if TYPE_CHECKING:
-    from acmeali.targets import Target
 
 HOOK_TIMEOUT = 300.0
 
 
-def deploy(ctx: DeployContext, target: Target) -> TargetResult:
+@dataclass(frozen=True)
+class Hook(Target):
+    """``hook:<command>``."""
+
+    kind = "hook"
+    usage = ("'hook:<command>'",)
+    summary = "a local command with ACMEALI_* paths in its environment"
+
+    spec: str
+    command: str
+
+    @classmethod
+    def parse(cls, spec: str, arg: str) -> Hook:
+        if not arg:
+            raise cls.fail(spec, "'hook' needs a command, e.g. 'hook:systemctl reload nginx'")
+        return cls(spec, arg)
+
+    def deploy(self, ctx: DeployContext) -> TargetResult:
+        return _run(ctx, self)
+
+    def plan(self) -> str:
+        return f"run {self.command!r}"
+
+
+def _run(ctx: DeployContext, target: Hook) -> TargetResult:
     from acmeali.hooks import run_hook
 
-    command = target.command or ""
+    command = target.command
     paths = ctx.live_paths
     if paths is None:
         raise DeployError(f"{target.spec}: no live paths to give the hook (internal: deploy "

@@ -13,17 +13,39 @@ in use (``previous_cert_id``) so CAS clean-up never deletes what the instance ma
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-from acmeali.deployers.base import DeployContext, TargetResult
-from acmeali.deployers.cas import ensure_uploaded
-
-if TYPE_CHECKING:
-    from acmeali.targets import Target
+from acmeali.deployers.base import DeployContext, Target, TargetResult
+from acmeali.deployers.cas import CAS, ensure_uploaded, find_uploaded
 
 
-def deploy(ctx: DeployContext, target: Target) -> TargetResult:
-    instance = target.instance_id or ""
+@dataclass(frozen=True)
+class MqttServer(Target):
+    """``mqtt-server:<instance-id>``."""
+
+    kind = "mqtt-server"
+    usage = ("mqtt-server:<instance-id>",)
+    summary = "CAS upload + the console step for ApsaraMQ for MQTT"
+    services = (CAS,)
+
+    spec: str
+    instance_id: str
+
+    @classmethod
+    def parse(cls, spec: str, arg: str) -> MqttServer:
+        if not arg:
+            raise cls.fail(spec, "'mqtt-server' needs an instance id")
+        return cls(spec, arg)
+
+    def deploy(self, ctx: DeployContext) -> TargetResult:
+        return _deploy(ctx, self)
+
+    def check(self, ctx: DeployContext) -> bool:
+        return find_uploaded(ctx) is not None  # the switch itself is the console's
+
+
+def _deploy(ctx: DeployContext, target: MqttServer) -> TargetResult:
+    instance = target.instance_id
     # Alibaba's MQTT server-certificate guide converts the key to PKCS#8 before hosting it.
     cas = ensure_uploaded(ctx, ctx.cert.key_pkcs8_pem)
     previous = ctx.meta.deployments.get(target.spec)
@@ -43,5 +65,6 @@ def deploy(ctx: DeployContext, target: Target) -> TargetResult:
                 "clients are disconnected for 5-10 minutes; do it in a maintenance window")
     details = {"cert_id": cas.cert_id, "identifier": cas.identifier, "instance": instance,
                "previous_cert_id": prev_id, "switch": "manual"}
+    in_use = frozenset({cas.cert_id} | ({int(prev_id)} if prev_id else set()))
     return TargetResult(f"in CAS as {cas.identifier}; switch instance {instance} to it in the "
-                        "console (restarts it for 5-10 minutes)", details)
+                        "console (restarts it for 5-10 minutes)", details, in_use)

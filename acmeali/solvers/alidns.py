@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acmeali.aliyun.errors import AliyunError
+from acmeali.aliyun.services import Service
 from acmeali.config import AliyunSettings, CertSettings
 from acmeali.errors import ChallengeError
 from acmeali.solvers.base import ChallengeTask
@@ -39,6 +40,8 @@ from acmeali.solvers.dns01 import DnsSolver
 from acmeali.ui import UI
 
 log = logging.getLogger(__name__)
+
+ALIDNS = Service("alidns", "alibabacloud_alidns20150109", "alidns.aliyuncs.com", "alidns")
 
 PAGE_SIZE = 100  # DescribeSubDomainRecords and DescribeDomains: "Maximum value: 100" (SDK)
 MAX_PAGES = 100
@@ -114,7 +117,7 @@ class AlidnsSolver(DnsSolver):
         from acmeali.aliyun.clients import make_client
         from acmeali.aliyun.retry import call
 
-        return call(make_client("alidns", self.aliyun), action, params)
+        return call(make_client(ALIDNS, self.aliyun), action, params)
 
     def record_name(self, txt_name: str) -> str:
         """Where the TXT record goes: the end of the CNAME chain from ``txt_name``."""

@@ -1,0 +1,118 @@
+"""The deploy targets acmeali knows: kind -> ``"module:Class"``, imported on use.
+
+Adding a target is one module under ``deployers/`` and one line here (see
+docs/architecture.md, "Add a deploy target"). Stdlib only, and every listed module is
+stdlib only at import time: config validation and ``--help`` import them, a ``renew`` with
+nothing due imports none of them, and no Alibaba SDK is imported before a call.
+
+``python -m acmeali.deployers.registry`` prints the docs' target table
+(docs/alibaba-cloud.md embeds it; a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from acmeali.deployers.base import Target
+
+TARGETS: dict[str, str] = {
+    "cas": "acmeali.deployers.cas:Cas",
+    "cdn": "acmeali.deployers.cdn:Cdn",
+    "dcdn": "acmeali.deployers.cdn:Dcdn",
+    "apigateway": "acmeali.deployers.apigateway:ApiGateway",
+    "mqtt-server": "acmeali.deployers.mqtt:MqttServer",
+    "hook": "acmeali.deployers.hook:Hook",
+}
+
+_cache: dict[str, type[Target]] = {}
+
+
+def kinds() -> tuple[str, ...]:
+    return tuple(TARGETS)
+
+
+def target_modules() -> list[str]:
+    return list(dict.fromkeys(path.partition(":")[0] for path in TARGETS.values()))
+
+
+def target_class(kind: str) -> type[Target]:
+    """The class registered for ``kind``; ValueError naming the known kinds otherwise."""
+    cls = _cache.get(kind)
+    if cls is None:
+        path = TARGETS.get(kind)
+        if path is None:
+            raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(TARGETS)}")
+        module, _, name = path.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        _cache[kind] = cls
+    return cls
+
+
+def parse_target(spec: str) -> Target:
+    """Parse one target string; ValueError with one line naming the target and the fix."""
+    s = spec.strip()
+    kind, _, arg = s.partition(":")
+    try:
+        cls = target_class(kind)
+    except ValueError as exc:
+        raise ValueError(f"deploy target {spec!r}: {exc}") from None
+    return cls.parse(s, arg)
+
+
+def target_classes() -> list[type[Target]]:
+    """Each registered class once (aliases such as ``slb`` share one), in registry order."""
+    return list(dict.fromkeys(target_class(k) for k in TARGETS))
+
+
+def aliases_of(cls: type[Target]) -> list[str]:
+    return [k for k in TARGETS if k != cls.kind and target_class(k) is cls]
+
+
+def usage_rows() -> list[tuple[str, str]]:
+    """(grammar, summary) per target: the source of --help, the epilog and the docs."""
+    rows: list[tuple[str, str]] = []
+    for cls in target_classes():
+        summary = cls.summary
+        aliases = aliases_of(cls)
+        if aliases:
+            summary += f" (alias: {', '.join(a + ':' for a in aliases)})"
+        rows.append((" | ".join(cls.usage), summary))
+    return rows
+
+
+def help_text() -> str:
+    """The ``--deploy`` option's help: every form, one line."""
+    return "deploy target (repeatable): " + ", ".join(
+        form for cls in target_classes() for form in cls.usage)
+
+
+def epilog() -> str:
+    rows = usage_rows()
+    width = min(44, max(len(g) for g, _ in rows))
+    lines = ["targets:"]
+    for grammar, summary in rows:
+        if len(grammar) > width:
+            lines.append(f"  {grammar}")
+            lines.append(f"  {'':{width}}  {summary}")
+        else:
+            lines.append(f"  {grammar:{width}}  {summary}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table() -> str:
+    """The docs' target table (docs/alibaba-cloud.md, between the registry markers)."""
+    lines = ["| target | what it does | Alibaba Cloud services |", "|---|---|---|"]
+    for cls in target_classes():
+        aliases = aliases_of(cls)
+        summary = cls.summary + (f" (alias: {', '.join(f'`{a}:`' for a in aliases)})"
+                                 if aliases else "")
+        grammar = "<br>".join(f"`{form}`" for form in cls.usage)
+        services = ", ".join(f"{s.name} (`{s.ram_code}:`)" for s in cls.services) or "none"
+        lines.append(f"| {grammar} | {summary} | {services} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - a docs helper
+    print(markdown_table(), end="")
