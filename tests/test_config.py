@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from acmeali import config as cfg
+from acmeali.aliyun.services import known_services
 from acmeali.config import (
     LETSENCRYPT,
     LETSENCRYPT_STAGING,
@@ -18,7 +19,6 @@ from acmeali.config import (
     load_config,
     load_config_bytes,
 )
-from acmeali.aliyun.services import known_services
 from acmeali.errors import ConfigError
 
 if sys.version_info >= (3, 11):

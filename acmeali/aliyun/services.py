@@ -43,8 +43,9 @@ class Service:
 
     ``endpoint`` is a template: ``{region}`` is the call's region (the target's, else
     ``[aliyun] region``). ``site_endpoints`` overrides it per site (CAS: ``cas.aliyuncs.com``
-    in China, ``cas.ap-southeast-1.aliyuncs.com`` internationally). ``site_region`` makes
-    the client's region the site's CAS region whatever the target says.
+    in China, ``cas.ap-southeast-1.aliyuncs.com`` internationally), ``region_endpoints`` per
+    region (the SDK's own endpoint map: CLB answers most regions on ``slb.aliyuncs.com``).
+    ``site_region`` makes the client's region the site's CAS region whatever the target says.
     """
 
     name: str  # the [aliyun.endpoints] key and the client-cache key
@@ -52,6 +53,7 @@ class Service:
     endpoint: str  # e.g. "alb.{region}.aliyuncs.com"
     ram_code: str  # RAM service code: hint "grant <ram_code>:<Action>"
     site_endpoints: Mapping[str, str] = field(default_factory=dict)
+    region_endpoints: Mapping[str, str] = field(default_factory=dict)  # the SDK's endpoint map
     site_region: bool = False
 
     def __post_init__(self) -> None:
@@ -77,8 +79,10 @@ class Service:
         override = settings.endpoints.get(self.name)
         if override:
             return override
-        template = self.site_endpoints.get(settings.site, self.endpoint)
-        return template.format(region=self.region(settings, region))
+        reg = self.region(settings, region)
+        template = self.region_endpoints.get(reg) or self.site_endpoints.get(settings.site,
+                                                                            self.endpoint)
+        return template.format(region=reg)
 
     def ram_action(self, action: str) -> str:
         return f"{self.ram_code}:{action}"

@@ -21,7 +21,6 @@ from acmeali.context import Context
 from acmeali.errors import AcmealiError, UsageError
 
 
-
 def register(cp: CommandParsers) -> None:
     p = cp.add("deploy", help="deploy a stored certificate to Alibaba Cloud or a hook",
                description=__doc__.split("\n\n", 1)[1] if __doc__ else None)

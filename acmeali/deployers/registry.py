@@ -23,6 +23,10 @@ TARGETS: dict[str, str] = {
     "dcdn": "acmeali.deployers.cdn:Dcdn",
     "apigateway": "acmeali.deployers.apigateway:ApiGateway",
     "mqtt-server": "acmeali.deployers.mqtt:MqttServer",
+    "clb": "acmeali.deployers.clb:Clb",
+    "slb": "acmeali.deployers.clb:Clb",
+    "alb": "acmeali.deployers.alb:Alb",
+    "cas-deploy": "acmeali.deployers.casdeploy:CasDeploy",
     "hook": "acmeali.deployers.hook:Hook",
 }
 

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from . import alb, casjobs, nlb, slb
 from .mqtt import new_instance
 from .mqtt import register_device as _register_device
 from .products import (
@@ -47,12 +48,15 @@ from .signature import (
 )
 from .state import ApiError, Backend, EmulatorState, TxtSink
 
+#: The [aliyun.endpoints] names the emulator answers for.
+SERVICE_NAMES = ("cas", "cdn", "dcdn", "apigateway", "alidns", "mqtt", "slb", "alb", "nlb")
+
 # ----------------------------------------------------------------------------- faults
 
 
 @dataclass
 class _Rule:
-    kind: str  # "throttle" | "5xx" | "lose"
+    kind: str  # "throttle" | "5xx" | "lose" | "deny"
     action: str | None
     remaining: int
     retry_after_ms: int | None = 0
@@ -109,6 +113,12 @@ class Faults:
         with self._lock:
             self._rules.append(_Rule("5xx", action, count))
 
+    def deny(self, action: str, count: int = 1_000_000) -> None:
+        """The next ``count`` calls of ``action`` get 403 ``Forbidden.RAM``, what RAM
+        answers for a missing permission (docs: "RAM authorization errors")."""
+        with self._lock:
+            self._rules.append(_Rule("deny", action, count))
+
     def latency(self, seconds: float) -> None:
         """Delay every request by ``seconds`` before answering (0 turns it off)."""
         self._latency = max(0.0, seconds)
@@ -138,6 +148,9 @@ class Faults:
                     continue
                 if rule.remaining > 0 and rule.action in (None, action):
                     rule.remaining -= 1
+                    if rule.kind == "deny":
+                        return ApiError(403, "Forbidden.RAM", "User not authorized to "
+                                        f"operate on the specified resource ({action}).")
                     if rule.kind == "throttle":
                         headers = ({} if rule.retry_after_ms is None
                                    else {"x-acs-retry-after": str(rule.retry_after_ms)})
@@ -282,6 +295,28 @@ class AliyunEmulator:
         with self.state.lock:
             return _register_device(self._backend, instance_id, device_cert_pem)
 
+    def add_clb_listener(self, lb_id: str, port: int, region: str = "cn-hangzhou",
+                         domains: tuple[str, ...] = ()) -> None:
+        with self.state.lock:
+            slb.add_https_listener(self._backend, lb_id, port, region, domains)
+
+    def add_alb_listener(self, listener_id: str, region: str = "cn-hangzhou") -> None:
+        with self.state.lock:
+            alb.add_listener(self._backend, listener_id, region)
+
+    def add_nlb_listener(self, listener_id: str, region: str = "cn-hangzhou") -> None:
+        with self.state.lock:
+            nlb.add_listener(self._backend, listener_id, region)
+
+    def add_cas_contact(self) -> int:
+        with self.state.lock:
+            return casjobs.add_contact(self._backend)
+
+    def cloud_resources(self) -> list[dict[str, Any]]:
+        """What ListCloudResources would list (for tests that bind "by hand")."""
+        with self.state.lock:
+            return casjobs.resources(self._backend)
+
     def add_access_key(self, access_key_id: str, secret: str) -> None:
         """A second (e.g. RAM user) key the emulator accepts."""
         self._keys[access_key_id] = secret
@@ -295,8 +330,7 @@ class AliyunEmulator:
     def config_toml(self) -> str:
         lines = ["[aliyun]", f'region = "{self.region}"', 'protocol = "http"',
                  "[aliyun.endpoints]"]
-        lines += [f'{name} = "{self.endpoint}"'
-                  for name in ("cas", "cdn", "dcdn", "apigateway", "alidns", "mqtt")]
+        lines += [f'{name} = "{self.endpoint}"' for name in SERVICE_NAMES]
         return "\n".join(lines) + "\n"
 
     def calls_of(self, action: str) -> list[dict[str, str]]:

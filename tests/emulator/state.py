@@ -76,6 +76,9 @@ class EmulatorState:
     cas_tokens: dict[str, int] = field(default_factory=dict)
     #: CertId -> [(CloudProduct, domain)] bound outside acmeali (console, SLB, WAF, ...).
     cas_hand_bound: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    #: Products modelled in their own modules (slb.py, alb.py, nlb.py, casjobs.py) keep
+    #: their state here under the module's name, so adding one touches no shared field.
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     # Id counters: numbers shaped like the real ones (8-digit CertIds, long RecordIds).
     _cert_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(12345001),

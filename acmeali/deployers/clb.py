@@ -1,0 +1,202 @@
+"""``clb:[<region>:]<lb-id>:<port>[:<domain>]`` (alias ``slb:``): the certificate of a
+Classic Load Balancer HTTPS listener, or of one of its SNI domain extensions.
+
+CLB does not bind CAS certificates directly: it serves its own *server certificates*,
+which ``UploadServerCertificate`` can create from a CAS certificate
+(``AliCloudCertificateId`` + ``AliCloudCertificateRegionId``, the CAS region of the site).
+So: the CAS copy (shared with every other target of the run), then one server certificate
+per region made from it, reused when it is already there (``DescribeServerCertificates``,
+matched by ``AliCloudCertificateId`` or fingerprint), then
+``SetLoadBalancerHTTPSListenerAttribute`` (default certificate) or
+``SetDomainExtensionAttribute`` (the extension found with ``DescribeDomainExtensions``).
+Read first (nothing is written when the bound server certificate already has this
+fingerprint) and read back after.
+
+Server certificates acmeali created (named ``acmeali-...``) that a deploy replaced are
+deleted after the run once no CLB target of the lineage records them (a target that
+failed still serves its old one); CLB refuses to delete one a listener still uses, and
+that is reported and left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from acmeali.aliyun.errors import AliyunError
+from acmeali.aliyun.services import Service
+from acmeali.deployers.base import DeployContext, Target, TargetResult, split_region
+from acmeali.deployers.cas import CAS, NAME_PREFIX, name_for
+from acmeali.errors import DeployError
+
+log = logging.getLogger(__name__)
+
+# The SDK's endpoint map sends these regions to the central endpoint; the rest are regional.
+_CENTRAL = ("cn-qingdao", "cn-beijing", "cn-hangzhou", "cn-shanghai", "cn-shenzhen",
+            "cn-hongkong", "ap-southeast-1", "us-east-1", "us-west-1")
+SLB = Service("slb", "alibabacloud_slb20140515", "slb.{region}.aliyuncs.com", "slb",
+              region_endpoints={r: "slb.aliyuncs.com" for r in _CENTRAL})
+
+
+def _hex(value: Any) -> str:
+    return str(value or "").replace(":", "").strip().lower()
+
+
+class ClbServerCerts:
+    """Per run: the server certificate made from the CAS copy, one per region; and the
+    replaced acmeali server certificates to delete when the run ends."""
+
+    def __init__(self, ctx: DeployContext) -> None:
+        self.ctx = ctx
+        self.by_region: dict[str, str] = {}
+        self.replaced: dict[str, tuple[str, str]] = {}  # id -> (region, name)
+
+    def describe(self, region: str, cert_id: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"RegionId": region}
+        if cert_id:
+            params["ServerCertificateId"] = cert_id
+        body = self.ctx.api(SLB, "DescribeServerCertificates", params, region=region)
+        return list((body.get("ServerCertificates") or {}).get("ServerCertificate") or [])
+
+    def serves(self, row: dict[str, Any] | None) -> bool:
+        return bool(row) and _hex((row or {}).get("Fingerprint")) in (self.ctx.cert.sha1,
+                                                                       self.ctx.cert.fingerprint)
+
+    def ensure(self, region: str) -> str:
+        """The server certificate id for this certificate in ``region``."""
+        if region in self.by_region:
+            return self.by_region[region]
+        cas = self.ctx.cas.ensure()
+        for row in self.describe(region):
+            if str(row.get("AliCloudCertificateId") or "") == str(cas.cert_id) or self.serves(row):
+                self.by_region[region] = str(row["ServerCertificateId"])
+                return self.by_region[region]
+        body = self.ctx.api(SLB, "UploadServerCertificate", {
+            "RegionId": region, "AliCloudCertificateId": str(cas.cert_id),
+            "AliCloudCertificateName": cas.name, "AliCloudCertificateRegionId": cas.region,
+            "ServerCertificateName": name_for(self.ctx)}, region=region)
+        cert_id = str(body.get("ServerCertificateId") or ("<new>" if self.ctx.dry_run else ""))
+        if not cert_id:
+            raise DeployError("CLB UploadServerCertificate returned no ServerCertificateId")
+        self.by_region[region] = cert_id
+        return cert_id
+
+    def forget(self, region: str, cert_id: str | None) -> None:
+        """``cert_id`` was just replaced somewhere: a deletion candidate if acmeali made it."""
+        if not cert_id or cert_id in self.by_region.values():
+            return
+        rows = self.describe(region, cert_id)
+        name = str(rows[0].get("ServerCertificateName") or "") if rows else ""
+        if name.startswith(NAME_PREFIX):
+            self.replaced[cert_id] = (region, name)
+
+    def finish(self) -> None:
+        if self.ctx.dry_run:
+            return
+        recorded = {str(d.details.get("server_certificate_id"))
+                    for d in self.ctx.meta.deployments.values() if d.details}
+        for cert_id, (region, name) in self.replaced.items():
+            if cert_id in recorded:
+                continue  # a target that failed still serves it
+            try:
+                self.ctx.api(SLB, "DeleteServerCertificate",
+                             {"RegionId": region, "ServerCertificateId": cert_id}, region=region)
+            except AliyunError as exc:
+                self.ctx.ui.warn(f"kept the old CLB server certificate {cert_id} ({name}): "
+                                 f"{exc.render()}")
+                continue
+            self.ctx.ui.info(f"deleted the old CLB server certificate {cert_id} ({name})")
+
+
+@dataclass(frozen=True)
+class Clb(Target):
+    """``clb:[<region>:]<lb-id>:<port>[:<domain>]``."""
+
+    kind = "clb"
+    usage = ("clb:[<region>:]<lb-id>:<port>", "clb:[<region>:]<lb-id>:<port>:<domain>")
+    summary = "CLB (SLB) HTTPS listener's default certificate, or an SNI domain's"
+    services = (CAS, SLB)
+
+    spec: str
+    lb_id: str
+    port: int
+    domain: str | None = None
+    region: str | None = field(default=None)
+
+    @classmethod
+    def parse(cls, spec: str, arg: str) -> Clb:
+        region, rest = split_region(arg.split(":"), 2)
+        if len(rest) not in (2, 3) or not rest[0]:
+            raise cls.fail(spec, "malformed")
+        if not rest[1].isdigit() or not 0 < int(rest[1]) < 65536:
+            raise cls.fail(spec, f"{rest[1]!r} is not a listener port")
+        domain = rest[2].lower().rstrip(".") if len(rest) == 3 else None
+        if len(rest) == 3 and not domain:
+            raise cls.fail(spec, "empty domain")
+        return cls(spec, rest[0], int(rest[1]), domain, region)
+
+    def plan(self) -> str:
+        where = f"SNI domain {self.domain} of" if self.domain else "the default certificate of"
+        return f"{where} CLB {self.lb_id} port {self.port}"
+
+    def _region(self, ctx: DeployContext) -> str:
+        return self.region or ctx.settings.region
+
+    def _bound(self, ctx: DeployContext) -> tuple[str | None, str | None]:
+        """(server certificate id bound now, domain extension id or None)."""
+        region = self._region(ctx)
+        key = {"RegionId": region, "LoadBalancerId": self.lb_id, "ListenerPort": self.port}
+        if self.domain is None:
+            body = ctx.api(SLB, "DescribeLoadBalancerHTTPSListenerAttribute", key, region=region)
+            return str(body.get("ServerCertificateId") or "") or None, None
+        body = ctx.api(SLB, "DescribeDomainExtensions", key, region=region)
+        for ext in (body.get("DomainExtensions") or {}).get("DomainExtension") or []:
+            if str(ext.get("Domain") or "").lower().rstrip(".") == self.domain:
+                return (str(ext.get("ServerCertificateId") or "") or None,
+                        str(ext["DomainExtensionId"]))
+        raise DeployError(f"CLB {self.lb_id} port {self.port} has no domain extension for "
+                          f"{self.domain}", hint="add the SNI domain to the listener in the CLB "
+                          "console (Additional Domains) first; acmeali only updates it")
+
+    def check(self, ctx: DeployContext) -> bool:
+        bound, _ = self._bound(ctx)
+        certs = ctx.service(ClbServerCerts)
+        return bool(bound) and any(certs.serves(r)
+                                   for r in certs.describe(self._region(ctx), bound or ""))
+
+    def deploy(self, ctx: DeployContext) -> TargetResult:
+        region = self._region(ctx)
+        if self.domain and not ctx.cert.covers(self.domain):
+            raise DeployError(f"the certificate ({', '.join(ctx.cert.names)}) does not cover "
+                              f"{self.domain}, so CLB would serve a name mismatch")
+        certs = ctx.service(ClbServerCerts)
+        cas = ctx.cas.ensure()
+        before, extension = self._bound(ctx)
+        what = f"CLB {self.lb_id}:{self.port}" + (f" ({self.domain})" if self.domain else "")
+        if before and any(certs.serves(r) for r in certs.describe(region, before)):
+            return self._result(f"{what} already serves this certificate ({before})", before,
+                                region, cas.cert_id)
+        new = certs.ensure(region)
+        if extension is None:
+            ctx.api(SLB, "SetLoadBalancerHTTPSListenerAttribute", {
+                "RegionId": region, "LoadBalancerId": self.lb_id, "ListenerPort": self.port,
+                "ServerCertificateId": new}, region=region)
+        else:
+            ctx.api(SLB, "SetDomainExtensionAttribute", {
+                "RegionId": region, "DomainExtensionId": extension,
+                "ServerCertificateId": new}, region=region)
+        if ctx.dry_run:
+            return TargetResult(f"{what} would serve server certificate {new}")
+        after, _ = self._bound(ctx)
+        if after != new:
+            raise DeployError(f"{what}: the certificate was set, but the listener reports "
+                              f"{after!r} instead of {new}",
+                              hint="run `acmeali deploy` again")
+        certs.forget(region, before)
+        return self._result(f"{what} now serves {new}", new, region, cas.cert_id)
+
+    @staticmethod
+    def _result(message: str, cert_id: str, region: str, cas_id: int) -> TargetResult:
+        return TargetResult(message, {"server_certificate_id": cert_id, "region": region},
+                            frozenset({cas_id}))

@@ -1,0 +1,147 @@
+"""Every registered deploy target through the same cases, against the emulator.
+
+A case per registered kind says how to prepare the emulated account and which spec to
+deploy; the contract is the same for all: the first deploy succeeds and is confirmed by
+reading back (``Target.check``), a redeploy changes nothing (no write call reaches the
+account), a failure is recorded (with a hint naming the missing RAM action for cloud
+targets) and retried by the next run, and ``--dry-run`` changes nothing. A target
+registered without a case here fails ``test_every_target_has_a_contract_case``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from acmeali.deployers import deploy
+from acmeali.deployers.base import READ_PREFIXES, DeployContext
+from acmeali.deployers.cas import CAS
+from acmeali.deployers.registry import TARGETS, parse_target, target_class
+from tests.emulator import AliyunEmulator
+from tests.test_deploy_helpers import (
+    Lineage,
+    TinyCA,
+    live_paths,
+    make_lineage,
+    make_ui,
+    settings_for,
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    spec: str
+    prepare: Callable[[AliyunEmulator, Path], None]
+    deny: str | None  # a write action to refuse for the failure case (None: cannot)
+    names: tuple[str, ...] = ("example.test", "*.example.test")
+
+
+def _nothing(emu: AliyunEmulator, tmp: Path) -> None:
+    return None
+
+
+def _cas_deploy(emu: AliyunEmulator, tmp: Path) -> None:
+    emu.add_alb_listener("lsn-contract-job")
+    emu.add_cas_contact()
+
+
+def _resource_id(emu: AliyunEmulator) -> int:
+    return next(int(r["Id"]) for r in emu.cloud_resources()
+                if r["ListenerId"] == "lsn-contract-job")
+
+
+CASES: dict[str, Case] = {
+    "cas": Case("cas", _nothing, "UploadUserCertificate"),
+    "cdn": Case("cdn:www.example.test", lambda e, t: e.add_cdn_domain("www.example.test"),
+                "SetCdnDomainSSLCertificate"),
+    "dcdn": Case("dcdn:www.example.test", lambda e, t: e.add_dcdn_domain("www.example.test"),
+                 "SetDcdnDomainSSLCertificate"),
+    "apigateway": Case("apigateway:grp1:api.example.test",
+                       lambda e, t: e.add_apigateway_domain("grp1", "api.example.test"),
+                       "SetDomainCertificate"),
+    "mqtt-server": Case("mqtt-server:mqtt-cn-contract", _nothing, "UploadUserCertificate"),
+    "hook": Case("hook:" + sys.executable + " -c \"import os,sys; "
+                 "sys.exit(1 if os.path.exists('FAIL') else 0)\"", _nothing, None),
+    "clb": Case("clb:lb-contract1:443", lambda e, t: e.add_clb_listener("lb-contract1", 443),
+                "SetLoadBalancerHTTPSListenerAttribute"),
+    "slb": Case("slb:cn-hangzhou:lb-contract2:443:www.example.test",
+                lambda e, t: e.add_clb_listener("lb-contract2", 443,
+                                                domains=("www.example.test",)),
+                "SetDomainExtensionAttribute"),
+    "alb": Case("alb:lsn-contract-alb", lambda e, t: e.add_alb_listener("lsn-contract-alb"),
+                "UpdateListenerAttribute"),
+    "nlb": Case("nlb:lsn-contract-nlb:extra",
+                lambda e, t: e.add_nlb_listener("lsn-contract-nlb"),
+                "AssociateAdditionalCertificatesWithListener"),
+    "cas-deploy": Case("cas-deploy:{rid}", _cas_deploy, "CreateDeploymentJob"),
+}
+
+
+def test_every_target_has_a_contract_case() -> None:
+    assert set(CASES) == set(TARGETS)
+
+
+def _writes(emu: AliyunEmulator) -> list[str]:
+    return [a for a, _ in emu.calls if not a.startswith(READ_PREFIXES)]
+
+
+@pytest.mark.parametrize("kind", sorted(TARGETS))
+def test_target_contract(kind: str, emu: AliyunEmulator, tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    case = CASES[kind]
+    monkeypatch.chdir(tmp_path)
+    case.prepare(emu, tmp_path)
+    spec = case.spec.format(rid=_resource_id(emu) if kind == "cas-deploy" else "")
+    target = parse_target(spec)
+    assert type(target) is target_class(kind) and target.spec == spec
+    ca = TinyCA()
+    lin: Lineage = make_lineage(ca, list(case.names))
+    settings = settings_for(emu)
+    paths = live_paths(tmp_path / "live", lin)
+
+    def run(dry_run: bool = False) -> tuple[bool, str]:
+        ui = make_ui()
+        out = deploy(lin.meta, lin.bundle, [spec], settings=settings, ui=ui,
+                     live_paths=paths, dry_run=dry_run)
+        return out[0].ok, out[0].message
+
+    # --dry-run: a plan, and nothing changes anywhere.
+    ok, msg = run(dry_run=True)
+    assert ok, msg
+    assert _writes(emu) == [] and lin.meta.deployments == {}
+
+    # Failure recorded (and a hint naming the RAM action), then retried.
+    if case.deny is not None:
+        emu.faults.deny(case.deny)
+    else:
+        (tmp_path / "FAIL").write_text("")
+    ok, msg = run()
+    assert not ok
+    dep = lin.meta.deployments[spec]
+    assert not dep.ok and dep.error and spec in lin.meta.deploy_pending([spec])
+    if case.deny is not None:
+        assert f":{case.deny}" in dep.error, dep.error  # "grant <ram code>:<Action>"
+    emu.faults.reset()
+    (tmp_path / "FAIL").unlink(missing_ok=True)
+
+    ok, msg = run()
+    assert ok, msg
+    dep = lin.meta.deployments[spec]
+    assert dep.ok and dep.fingerprint == lin.fingerprint and not lin.meta.deploy_pending([spec])
+
+    # Read back.
+    ctx = DeployContext(lin.meta, lin.bundle, settings=settings, ui=make_ui(), live_paths=paths)
+    assert target.check(ctx) in ((None,) if kind == "hook" else (True,))
+
+    # Idempotent: a redeploy of the same certificate writes nothing (the hook reruns).
+    before = len(_writes(emu))
+    ok, msg = run()
+    assert ok, msg
+    assert _writes(emu)[before:] == [], msg
+    if CAS in target.services:  # what CAS clean-up keeps for this target
+        cas_ids = lin.meta.deployments[spec].cas_ids
+        assert cas_ids and set(cas_ids) <= set(emu.state.cas_certs)
