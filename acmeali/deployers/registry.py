@@ -26,6 +26,7 @@ TARGETS: dict[str, str] = {
     "clb": "acmeali.deployers.clb:Clb",
     "slb": "acmeali.deployers.clb:Clb",
     "alb": "acmeali.deployers.alb:Alb",
+    "nlb": "acmeali.deployers.nlb:Nlb",
     "cas-deploy": "acmeali.deployers.casdeploy:CasDeploy",
     "hook": "acmeali.deployers.hook:Hook",
 }
