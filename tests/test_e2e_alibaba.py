@@ -204,3 +204,65 @@ def test_delegated_zone_wildcard_cdn_idn_zone_and_renewals_under_throttling(
     deleted = {int(c["CertId"]) for c in aliyun.calls_of("DeleteUserCertificate")}
     assert first_id not in deleted
     assert deleted == {idn_first} | (ids_after[0] - {first_id})
+def test_load_balancers_and_cas_jobs_follow_a_renewal(tmp_path: Path, pebble: Pebble,
+                                                      aliyun: AliyunEmulator) -> None:
+    """CLB (listener + SNI), ALB (default + additional), NLB and a CAS deployment job; a
+    forced renewal moves all of them, ``cas-deploy:follow`` also moves a listener bound by
+    hand to the previous certificate, and nothing acmeali uploaded is left orphaned."""
+    env = _setup(tmp_path, pebble, aliyun)
+    aliyun.add_clb_listener("lb-e2e0001", 443, domains=("www.example.test",))
+    for lsn in ("lsn-alb-default", "lsn-alb-extra", "lsn-by-hand", "lsn-job"):
+        aliyun.add_alb_listener(lsn)
+    aliyun.add_nlb_listener("lsn-nlb-0001", region="cn-shanghai")
+    aliyun.add_cas_contact()
+    job_rid = next(r["Id"] for r in aliyun.cloud_resources() if r["ListenerId"] == "lsn-job")
+    targets = ["clb:lb-e2e0001:443", "slb:lb-e2e0001:443:www.example.test",
+               "alb:lsn-alb-default", "alb:lsn-alb-extra:extra",
+               "nlb:cn-shanghai:lsn-nlb-0001", f"cas-deploy:{job_rid}", "cas-deploy:follow"]
+    args = [a for t in targets for a in ("--deploy", t)]
+    proc = run_acmeali("issue", "-d", "example.test", "-d", "*.example.test",
+                       "--dns", "alidns", *args, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (first_id, _), = aliyun.state.cas_certs.items()
+    ident = f"{first_id}-cn-hangzhou"
+
+    def bound() -> dict[str, object]:
+        slb = aliyun.state.extra["slb"]
+        alb = aliyun.state.extra["alb"]["listeners"]
+        ext = next(iter(slb["extensions"].values()))
+        return {
+            "clb": slb["certs"][slb["listeners"][("lb-e2e0001", 443)]["ServerCertificateId"]]
+            ["AliCloudCertificateId"],
+            "sni": slb["certs"][ext["ServerCertificateId"]]["AliCloudCertificateId"],
+            "alb": alb["lsn-alb-default"]["Default"],
+            "alb-extra": sorted(alb["lsn-alb-extra"]["Additional"]),
+            "nlb": aliyun.state.extra["nlb"]["listeners"]["lsn-nlb-0001"]["Default"],
+            "job": alb["lsn-job"]["Default"],
+        }
+
+    assert bound() == {"clb": str(first_id), "sni": str(first_id), "alb": ident,
+                       "alb-extra": [ident], "nlb": ident, "job": ident}
+    assert len(aliyun.state.extra["slb"]["certs"]) == 1  # one server certificate, reused
+    # Someone binds another listener to this certificate by hand, in the console.
+    aliyun.state.extra["alb"]["listeners"]["lsn-by-hand"]["Default"] = ident
+
+    proc = run_acmeali("renew", "--force", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (new_id, _), = aliyun.state.cas_certs.items()  # keep_previous = 0: the old one is gone
+    new = f"{new_id}-cn-hangzhou"
+    assert new_id != first_id
+    assert bound() == {"clb": str(new_id), "sni": str(new_id), "alb": new,
+                       "alb-extra": [new], "nlb": new, "job": new}
+    assert aliyun.state.extra["alb"]["listeners"]["lsn-by-hand"]["Default"] == new
+    # No orphaned uploads: one CAS certificate, one CLB server certificate.
+    assert [c["ServerCertificateName"] for c in aliyun.state.extra["slb"]["certs"].values()] \
+        == [aliyun.state.cas_certs[new_id]["Name"]]
+    assert len(aliyun.calls_of("DissociateAdditionalCertificatesFromListener")) == 1
+    check = run_acmeali("certs", "check", "--json", env=env)
+    assert json.loads(check.stdout)["ok"] is True, check.stdout
+
+    # Nothing left to do: a routine renew deploys nothing and writes nothing.
+    writes = len(aliyun.calls)
+    proc = run_acmeali("renew", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert len(aliyun.calls) == writes

@@ -5,8 +5,8 @@ docs/architecture.md, "Add a deploy target"). Stdlib only, and every listed modu
 stdlib only at import time: config validation and ``--help`` import them, a ``renew`` with
 nothing due imports none of them, and no Alibaba SDK is imported before a call.
 
-``python -m acmeali.deployers.registry`` prints the docs' target table
-(docs/alibaba-cloud.md embeds it; a test keeps the two equal).
+``python -m acmeali.deployers.registry docs/alibaba-cloud.md`` rewrites the docs' target
+and service tables from the registry (a test checks the file is up to date).
 """
 
 from __future__ import annotations
@@ -107,17 +107,68 @@ def epilog() -> str:
 
 
 def markdown_table() -> str:
-    """The docs' target table (docs/alibaba-cloud.md, between the registry markers)."""
+    """The docs' target table (docs/alibaba-cloud.md, between the ``targets`` markers)."""
     lines = ["| target | what it does | Alibaba Cloud services |", "|---|---|---|"]
     for cls in target_classes():
         aliases = aliases_of(cls)
         summary = cls.summary + (f" (alias: {', '.join(f'`{a}:`' for a in aliases)})"
                                  if aliases else "")
         grammar = "<br>".join(f"`{form}`" for form in cls.usage)
-        services = ", ".join(f"{s.name} (`{s.ram_code}:`)" for s in cls.services) or "none"
+        services = ", ".join(f"`{s.name}`" for s in cls.services) or "none"
         lines.append(f"| {grammar} | {summary} | {services} |")
     return "\n".join(lines) + "\n"
 
 
+def services_table() -> str:
+    """The docs' service table (between the ``services`` markers): every
+    ``[aliyun.endpoints]`` key, its default endpoint and RAM code."""
+    from acmeali.aliyun.services import CAS_REGIONS, known_services
+
+    lines = ["| `[aliyun.endpoints]` key | default endpoint | RAM code | SDK package |",
+             "|---|---|---|---|"]
+    for svc in known_services().values():
+        if svc.site_region:
+            shown = "; ".join(
+                f"{site}: `{svc.site_endpoints.get(site) or svc.endpoint.format(region=reg)}`"
+                for site, reg in CAS_REGIONS.items())
+        else:
+            shown = f"`{svc.endpoint}`"
+            if "{region}" in svc.endpoint:
+                shown += " (`{region}`: the target's, else `[aliyun] region`)"
+            central = sorted(set(svc.region_endpoints.values()))
+            if central:
+                shown += f"; `{'`, `'.join(central)}` in {', '.join(svc.region_endpoints)}"
+        lines.append(f"| `{svc.name}` | {shown} | `{svc.ram_code}` | "
+                     f"`{svc.package.replace('_', '-')}` |")
+    return "\n".join(lines) + "\n"
+
+
+DOC_TABLES = {"targets": markdown_table, "services": services_table}
+
+
+def render_docs(text: str) -> str:
+    """``text`` with every generated table replaced by the registry's current one (between
+    ``<!-- registry:NAME -->`` and ``<!-- /registry:NAME -->``)."""
+    for name, make in DOC_TABLES.items():
+        start, end = f"<!-- registry:{name} -->\n", f"<!-- /registry:{name} -->"
+        head, found, rest = text.partition(start)
+        if not found:
+            raise ValueError(f"no {start.strip()} marker")
+        _, found, tail = rest.partition(end)
+        if not found:
+            raise ValueError(f"no {end} marker")
+        text = head + start + make() + end + tail
+    return text
+
+
 if __name__ == "__main__":  # pragma: no cover - a docs helper
-    print(markdown_table(), end="")
+    import sys
+    from pathlib import Path
+
+    # python -m acmeali.deployers.registry docs/alibaba-cloud.md: rewrite the tables there
+    for arg in sys.argv[1:] or ["-"]:
+        if arg == "-":
+            print(markdown_table() + "\n" + services_table(), end="")
+        else:
+            path = Path(arg)
+            path.write_text(render_docs(path.read_text()))
