@@ -22,7 +22,7 @@ from acmeali.deployers.cas import MAX_NAME, cas_name
 from acmeali.lineage import LineageMeta
 from acmeali.store.base import LiveBundle, LivePaths
 from acmeali.ui import UI
-from tests.emulator.server import SERVICE_NAMES
+from tests.emulator.server import service_names
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -132,7 +132,7 @@ def settings_for(emu: object, **overrides: object) -> AliyunSettings:
     endpoint = emu.endpoint  # type: ignore[attr-defined]
     base: dict[str, object] = {
         "protocol": "http",
-        "endpoints": {s: endpoint for s in SERVICE_NAMES}}
+        "endpoints": {s: endpoint for s in service_names()}}
     base.update(overrides)
     return AliyunSettings(**base)  # type: ignore[arg-type]
 

@@ -260,7 +260,8 @@ def test_env_and_config_toml(aliyun: AliyunEmulator) -> None:
     assert cfg["aliyun"]["protocol"] == "http"
     assert cfg["aliyun"]["region"] == "cn-hangzhou"
     assert cfg["aliyun"]["endpoints"] == {n: aliyun.endpoint for n in
-                                          ("cas", "cdn", "dcdn", "apigateway", "alidns", "mqtt")}
+                                          ("cas", "cdn", "dcdn", "apigateway", "alidns", "mqtt",
+                                           "slb", "alb", "nlb")}
     env = aliyun.env()
     assert env["ALIBABA_CLOUD_ACCESS_KEY_ID"] == aliyun.access_key_id
     assert env["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] == "true"

@@ -48,8 +48,14 @@ from .signature import (
 )
 from .state import ApiError, Backend, EmulatorState, TxtSink
 
-#: The [aliyun.endpoints] names the emulator answers for.
-SERVICE_NAMES = ("cas", "cdn", "dcdn", "apigateway", "alidns", "mqtt", "slb", "alb", "nlb")
+
+def service_names() -> list[str]:
+    """The [aliyun.endpoints] names to point at the emulator: every service acmeali's
+    registered targets and solvers call (a product the emulator does not model answers
+    InvalidVersion)."""
+    from acmeali.aliyun.services import known_services
+
+    return list(known_services())
 
 # ----------------------------------------------------------------------------- faults
 
@@ -330,7 +336,7 @@ class AliyunEmulator:
     def config_toml(self) -> str:
         lines = ["[aliyun]", f'region = "{self.region}"', 'protocol = "http"',
                  "[aliyun.endpoints]"]
-        lines += [f'{name} = "{self.endpoint}"' for name in SERVICE_NAMES]
+        lines += [f'{name} = "{self.endpoint}"' for name in service_names()]
         return "\n".join(lines) + "\n"
 
     def calls_of(self, action: str) -> list[dict[str, str]]:
