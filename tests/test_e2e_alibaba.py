@@ -209,19 +209,23 @@ def test_load_balancers_and_cas_jobs_follow_a_renewal(tmp_path: Path, pebble: Pe
     """CLB (listener + SNI), ALB (default + additional), NLB and a CAS deployment job; a
     forced renewal moves all of them, ``cas-deploy:follow`` also moves a listener bound by
     hand to the previous certificate, and nothing acmeali uploaded is left orphaned."""
+    import uuid
+
     env = _setup(tmp_path, pebble, aliyun)
-    aliyun.add_clb_listener("lb-e2e0001", 443, domains=("www.example.test",))
+    base = f"lb{uuid.uuid4().hex[:8]}.test"  # unique: challtestsrv is session-wide
+    aliyun.add_dns_zone(base)
+    aliyun.add_clb_listener("lb-e2e0001", 443, domains=(f"www.{base}",))
     for lsn in ("lsn-alb-default", "lsn-alb-extra", "lsn-by-hand", "lsn-job"):
         aliyun.add_alb_listener(lsn)
     aliyun.add_nlb_listener("lsn-nlb-0001", region="cn-shanghai")
     aliyun.add_cas_contact()
     job_rid = next(r["Id"] for r in aliyun.cloud_resources() if r["ListenerId"] == "lsn-job")
-    targets = ["clb:lb-e2e0001:443", "slb:lb-e2e0001:443:www.example.test",
+    targets = ["clb:lb-e2e0001:443", f"slb:lb-e2e0001:443:www.{base}",
                "alb:lsn-alb-default", "alb:lsn-alb-extra:extra",
                "nlb:cn-shanghai:lsn-nlb-0001", f"cas-deploy:{job_rid}", "cas-deploy:follow"]
     args = [a for t in targets for a in ("--deploy", t)]
-    proc = run_acmeali("issue", "-d", "example.test", "-d", "*.example.test",
-                       "--dns", "alidns", *args, env=env)
+    proc = run_acmeali("issue", "-d", base, "-d", f"*.{base}", "--dns", "alidns", *args,
+                       env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (first_id, _), = aliyun.state.cas_certs.items()
     ident = f"{first_id}-cn-hangzhou"
