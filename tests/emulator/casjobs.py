@@ -13,7 +13,11 @@ ResourceCertId, the certificate bound before) and the CAS API reference.
 
 Modelled resources: the default certificate of ALB and NLB listeners and of CLB HTTPS
 listeners (the products whose rows carry InstanceId/ListenerId/ListenerPort per the
-model). assumption: additional certificates and CDN domains are not listed here.
+model), (D)CDN domains bound by CAS reference, and what a test bound by hand
+(``cas_hand_bound``); each with a stable Id. assumption: additional listener certificates
+are not listed. This module holds the one ListCloudResources handler; products.py's
+``cas_users`` (ListCertificates' UsingProductList) sees the listeners through
+``CAS_USER_SOURCES``.
 State ``state.extra["casjobs"]``: "ids": resource key -> Id; "contacts": ContactId ->
 row; "jobs": JobId -> job; "fail": resource Ids whose worker ends in error.
 """
@@ -28,7 +32,7 @@ from . import alb as alb_mod
 from . import listeners as L
 from . import nlb as nlb_mod
 from . import slb as slb_mod
-from .products import CAS, Params, action, int_param
+from .products import CAS, CAS_USER_SOURCES, Params, action, int_param
 from .state import ApiError, Backend
 
 _job_ids = itertools.count(7001)
@@ -79,20 +83,44 @@ def resources(b: Backend) -> list[dict[str, Any]]:
                      "ListenerId": f"{lb_id}-{port}", "RegionId": lsn["RegionId"],
                      "CertId": int(cas_id) if str(cas_id).isdigit() else None,
                      "DefaultResource": 1, "EnableHttps": 1, "Status": "online"})
+    for label, domains in (("CDN", b.state.cdn_domains), ("DCDN", b.state.dcdn_domains)):
+        for name, dom in sorted(domains.items()):
+            cas_id = dom.get("CertId") if dom.get("CertType") == "cas" else None
+            rows.append({"Id": _rid(st, (label, name)), "CloudProduct": label,
+                         "CloudName": "aliyun", "Domain": name, "RegionId": b.region,
+                         "CertId": cas_id, "Status": "online",
+                         "EnableHttps": 1 if dom.get("SslProtocol") == "on" else 0})
+    for cas_id, bound in sorted(b.state.cas_hand_bound.items()):
+        for product, domain in bound:
+            rows.append({"Id": _rid(st, ("hand", product, domain)), "CloudProduct": product,
+                         "CloudName": "aliyun", "Domain": domain, "RegionId": b.region,
+                         "CertId": cas_id, "EnableHttps": 1, "Status": "online"})
     for row in rows:
         cert = b.state.cas_certs.get(row["CertId"] or -1)
         row["CertName"] = cert["Name"] if cert else ""
     return rows
 
 
+def _listener_users(b: Backend, cert_id: int) -> list[dict[str, Any]]:
+    return [{"CloudProduct": r["CloudProduct"], "Domain": r["ListenerId"]}
+            for r in resources(b)
+            if r["CertId"] == cert_id and r["CloudProduct"] in ("ALB", "NLB", "SLB")
+            and r.get("ListenerId")]
+
+
+CAS_USER_SOURCES.append(_listener_users)
+
+
 @action(CAS, "ListCloudResources")
 def list_cloud_resources(b: Backend, p: Params) -> dict[str, Any]:
     rows = resources(b)
-    if p.get("CertIds"):
+    raw = p.get("CertIds") or ""
+    if raw:
         try:  # the SDK sends List[int] as a JSON array string (shrink style "json")
-            wanted = {int(x) for x in json.loads(p["CertIds"])}
+            wanted = {int(x) for x in (json.loads(raw) if raw.startswith("[")
+                                       else raw.split(",")) if str(x).strip()}
         except (ValueError, TypeError):
-            raise ApiError(400, "InvalidParameter", "CertIds is not valid.") from None
+            raise ApiError(400, "InvalidParameter", f"CertIds {raw!r} is not valid.") from None
         rows = [r for r in rows if r["CertId"] in wanted]
     if p.get("CloudProduct"):
         rows = [r for r in rows if r["CloudProduct"] == p["CloudProduct"]]
@@ -170,6 +198,20 @@ def _bind(b: Backend, row: dict[str, Any], cert_id: int) -> None:
     if row["CloudProduct"] in ("ALB", "NLB"):
         product = alb_mod.ALB if row["CloudProduct"] == "ALB" else nlb_mod.NLB
         L.listeners(b, product)[row["ListenerId"]]["Default"] = ident
+        return
+    if row["CloudProduct"] in ("CDN", "DCDN") and row.get("Domain") in (
+            b.state.cdn_domains if row["CloudProduct"] == "CDN" else b.state.dcdn_domains):
+        domains = b.state.cdn_domains if row["CloudProduct"] == "CDN" else b.state.dcdn_domains
+        domains[row["Domain"]].update(SslProtocol="on", CertType="cas", CertId=cert_id,
+                                      CertName=cas["Name"], CertRegion=cas["Region"],
+                                      SSLPub=cas["Cert"], SSLPri=None)
+        return
+    if row["CloudProduct"] != "SLB" or "ListenerPort" not in row:  # bound by hand
+        old = b.state.cas_hand_bound.get(row["CertId"], [])
+        entry = (row["CloudProduct"], row["Domain"])
+        if entry in old:
+            old.remove(entry)
+        b.state.cas_hand_bound.setdefault(cert_id, []).append(entry)
         return
     created = slb_mod.upload_server_certificate(b, {
         "RegionId": row["RegionId"], "AliCloudCertificateId": str(cert_id),

@@ -261,15 +261,23 @@ def delete_user_certificate(b: Backend, p: Params) -> dict[str, Any]:
     return {}
 
 
+#: More places that use CAS certificates, modelled in other modules (casjobs.py adds the
+#: CLB/ALB/NLB listeners): each gives [{"CloudProduct", "Domain"}] for a CertId.
+CAS_USER_SOURCES: list[Callable[[Backend, int], list[dict[str, Any]]]] = []
+
+
 def cas_users(b: Backend, cert_id: int) -> list[dict[str, Any]]:
     """Cloud resources using a CAS certificate: (D)CDN domains bound by reference, plus what
-    a test bound by hand (SLB, ALB, WAF, ... referencing ``<CertId>-<region>``)."""
+    a test bound by hand (SLB, ALB, WAF, ... referencing ``<CertId>-<region>``), plus the
+    products of :data:`CAS_USER_SOURCES`. ListCloudResources is casjobs.py's."""
     out = [{"CloudProduct": "CDN", "Domain": d} for d, v in sorted(b.state.cdn_domains.items())
            if v.get("CertId") == cert_id]
     out += [{"CloudProduct": "DCDN", "Domain": d}
             for d, v in sorted(b.state.dcdn_domains.items()) if v.get("CertId") == cert_id]
     out += [{"CloudProduct": prod, "Domain": dom}
             for prod, dom in b.state.cas_hand_bound.get(cert_id, [])]
+    for source in CAS_USER_SOURCES:
+        out += source(b, cert_id)
     return out
 
 
@@ -307,39 +315,6 @@ def list_certificates(b: Backend, p: Params) -> dict[str, Any]:
         })
     return {"CertificateList": page(items, current, size), "CurrentPage": current,
             "ShowSize": size, "TotalCount": len(items)}
-
-
-@action(CAS, "ListCloudResources")
-def list_cloud_resources(b: Backend, p: Params) -> dict[str, Any]:
-    """SDK _list_cloud_resources_request.py: CertIds (a JSON list in the shrink request),
-    CloudProduct, Keyword, CurrentPage, ShowSize (default 20); Data[] of {CertId,
-    CloudProduct, Domain, EnableHttps, ...}."""
-    import json
-
-    current = int_param(p, "CurrentPage", 1)
-    # SDK: "Default value: 20"; assumption: the maximum is 100, as ListCertificates'.
-    size = int_param(p, "ShowSize", 20, high=100)
-    raw = p.get("CertIds") or ""
-    try:
-        wanted = {int(x) for x in (json.loads(raw) if raw.startswith("[") else raw.split(",")
-                                   ) if str(x).strip()}
-    except ValueError:
-        raise ApiError(400, "InvalidParameter", f"CertIds {raw!r} is not valid.") from None
-    product = p.get("CloudProduct")
-    rows: list[dict[str, Any]] = []
-    for cid in sorted(b.state.cas_certs):
-        if wanted and cid not in wanted:
-            continue
-        c = b.state.cas_certs[cid]
-        for i, u in enumerate(cas_users(b, cid)):
-            if product and u["CloudProduct"] != product:
-                continue
-            rows.append({"CertId": cid, "CertName": c["Name"], "CloudName": "aliyun",
-                         "CloudProduct": u["CloudProduct"], "Domain": u["Domain"],
-                         "EnableHttps": 1, "Id": cid * 1000 + i, "RegionId": b.region,
-                         "Status": "online"})
-    return {"Data": page(rows, current, size), "CurrentPage": current, "ShowSize": size,
-            "Total": len(rows)}
 
 
 # ====================================================================== CDN / DCDN
