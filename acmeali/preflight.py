@@ -33,8 +33,6 @@ _SHELL_WORDS = frozenset({
     "return", "set", "shift", "source", "test", "trap", "true", "type", "ulimit", "umask",
     "unset", "wait", "while", "until", "echo", "printf", "kill", "pwd", "sleep"})
 
-ALIBABA_KINDS = frozenset({"cas", "cdn", "dcdn", "apigateway", "mqtt-server"})
-
 
 def hook_program_problem(command: str) -> str | None:
     """Why the first program of ``command`` cannot run, or None (also when unsure).
@@ -90,7 +88,11 @@ def check_hooks(hooks: Sequence[tuple[str, str | None]]) -> None:
 
 
 def alibaba_targets(targets: Iterable[str]) -> list[str]:
-    return [t for t in targets if t.partition(":")[0] in ALIBABA_KINDS]
+    """The targets that call Alibaba Cloud: their class names services (deployers/registry.py)."""
+    from acmeali.deployers.registry import TARGETS, target_class
+
+    return [t for t in targets
+            if (kind := t.partition(":")[0]) in TARGETS and target_class(kind).services]
 
 
 def check_alibaba_credentials(settings: AliyunSettings, why: str) -> None:

@@ -136,3 +136,13 @@ def test_schema_1_details_are_lifted_into_cas_ids_once() -> None:
     again = LineageMeta.from_json(meta.to_json())  # lifted once: typed from now on
     again.deployments["cas"].details["cert_id"] = 99
     assert LineageMeta.from_json(again.to_json()).deployments["cas"].cas_ids == [11]
+
+
+def test_preflight_checks_credentials_for_every_cloud_target() -> None:
+    """The credentials preflight asks the registry which targets call Alibaba Cloud (a kind
+    list of its own missed the load balancers and CAS jobs)."""
+    from acmeali.preflight import alibaba_targets
+
+    specs = ["clb:lb-1:443", "slb:lb-1:443:a.test", "alb:lsn-1", "nlb:lsn-2:extra",
+             "cas-deploy:follow", "cas", "cdn:auto", "hook:true", "mqtt-server:i"]
+    assert alibaba_targets(specs) == [s for s in specs if not s.startswith("hook:")]

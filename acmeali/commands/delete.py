@@ -81,6 +81,7 @@ def cleanup_cloud(ctx: Context, meta: LineageMeta) -> int:
     """Delete the CAS uploads acmeali recorded as its own; return how many failed."""
     from acmeali.aliyun.errors import AliyunError
     from acmeali.deployers.base import Api
+    from acmeali.deployers.cas import CAS
 
     ours = [e for e in meta.cas_uploads if e.get("acmeali") and e.get("cert_id")]
     if not ours:
@@ -93,7 +94,7 @@ def cleanup_cloud(ctx: Context, meta: LineageMeta) -> int:
     for entry in ours:
         cert_id = int(entry["cert_id"])
         try:
-            api("cas", "DeleteUserCertificate", {"CertId": cert_id})
+            api(CAS, "DeleteUserCertificate", {"CertId": cert_id})
         except AliyunError as exc:
             code = (exc.code or "").lower().replace(".", "")
             if not ("notfound" in code or "notexist" in code or exc.status == 404):
