@@ -170,6 +170,10 @@ def issue(spec: IssueSpec, env: Environment, *,
     try:
         with store.lock(spec.name, wait=lock_wait):
             existing = store.load_meta(spec.name) if spec.name in store.lineage_names() else None
+            if existing is not None:
+                from acmeali.reconcile import reconcile
+
+                existing = reconcile(store, existing, locked=True)  # a run cut off after its switch
             if still_needed is not None and not still_needed(existing):
                 assert existing is not None
                 return IssueResult(spec.name, existing, skipped=True)
@@ -303,6 +307,7 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
         spec.name, privkey_pem=key_pem, cert_pem=cert_pem.encode(),
         chain_pem=chain_pem.encode(), fullchain_pem=fullchain.encode())
     store.activate(spec.name, version)
+    checkpoint("after-switch")  # crash tests: live is new, the record still the old one
     facts = certutil.cert_facts(fullchain.encode(), key, version)
     if key is not None:
         facts.key_type = keys.key_type_of(key)

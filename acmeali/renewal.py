@@ -205,6 +205,7 @@ def renew_all(store: FileStore, make_env: Callable[[], Environment], opts: Renew
 def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: RenewOptions,
                   config: Config, report: RenewReport, now: datetime) -> None:
     from acmeali.plan import deploy_targets, lineage_plan, names_changed
+    from acmeali.reconcile import reconcile
 
     names = store.lineage_names()
     if opts.names:
@@ -217,7 +218,7 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
     metas: list[LineageMeta] = []
     for name in names:
         try:
-            meta = store.load_meta(name)
+            meta = reconcile(store, store.load_meta(name))
             if meta.current is not None:
                 store.check_live_files(name)
         except StoreError as exc:

@@ -117,3 +117,102 @@ def test_killed_during_the_live_switch(bed: Bed) -> None:
     v2 = bed.state / "archive" / name / "v2" / "cert.pem"
     assert v2.read_bytes() == bed.live_bytes(name)["cert"]
     assert new != old
+
+
+# --------------------------------------------------------------------------- the last window
+# Between the live switch and the record's save: the rename of `current` is done (inside
+# activate, before its directory fsync: "switched"; back in the issuance: "after-switch"),
+# the metadata still describes the old certificate. Killed there, or with the disk full
+# from there on, the next runs must roll the record forward to the verified live version:
+# `certs check` and `renew` then agree on it, and the lineage renews again normally.
+
+def _check(bed: Bed) -> dict:  # type: ignore[type-arg]
+    import json
+
+    r = bed.cli("certs", "check", "--json")
+    assert "Traceback" not in r.stderr
+    return {"rc": r.returncode, **json.loads(r.stdout)}
+
+
+def _agree_and_renew(bed: Bed, name: str, old: str) -> None:
+    live_serial = bed.live_serial(name)
+    assert live_serial != old  # the new certificate went live before the cut
+    assert bed.live_version(name) == 2
+    assert bed.meta(name)["current"]["serial"] == old  # ...and the record was not saved
+    check = _check(bed)
+    assert check["rc"] == 0 and check["ok"], check
+    # A run with nothing due records what is live (no network, no new order).
+    orders = _new_orders(bed.pebble)
+    r = bed.cli("renew")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    meta = bed.meta(name)
+    assert meta["current"]["serial"] == live_serial
+    assert meta["current"]["version"] == 2
+    assert meta["pending_order"] is None
+    assert _new_orders(bed.pebble) == orders
+    assert not (bed.state / "archive" / name / "pending-privkey.pem").exists()
+    # And the lineage is not "hand-edited": a due renewal goes through.
+    r = bed.cli("renew", *DUE)
+    assert r.returncode == 0, r.stderr
+    assert f"{name}: renewed" in r.stderr
+    assert "hand-edited" not in r.stderr
+    assert bed.assert_live_ok(name) not in (old, live_serial)
+    assert bed.meta(name)["current"]["serial"] == bed.live_serial(name)
+    check = _check(bed)
+    assert check["rc"] == 0 and check["ok"], check
+
+
+@pytest.mark.parametrize("point", ["switched", "after-switch"])
+def test_killed_between_switch_and_record(bed: Bed, point: str) -> None:
+    name = f"{point}.window.example.test"
+    bed.issue(name)
+    old = bed.serial(name)
+    r = bed.cli("renew", *DUE, env={"ACMEALI_CRASH_AT": point})
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    _agree_and_renew(bed, name, old)
+
+
+def test_disk_full_between_switch_and_record(bed: Bed) -> None:
+    name = "full.window.example.test"
+    bed.issue(name)
+    old = bed.serial(name)
+    r = bed.cli("renew", *DUE, env={"ACMEALI_DISK_FULL_AT": "after-switch"})
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "No space left on device" in r.stderr
+    _agree_and_renew(bed, name, old)
+
+
+def test_first_issue_killed_after_switch_is_recorded(bed: Bed) -> None:
+    name = "first.window.example.test"
+    r = bed.cli(*bed.issue_args(name), env={"ACMEALI_CRASH_AT": "after-switch"})
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert bed.meta(name)["current"] is None
+    serial = bed.live_serial(name)
+    check = _check(bed)
+    assert check["rc"] == 0 and check["ok"], check  # not "no certificate was ever issued"
+    orders = _new_orders(bed.pebble)
+    r = bed.cli("renew")
+    assert r.returncode == 0, r.stderr
+    assert bed.meta(name)["current"]["serial"] == serial
+    assert _new_orders(bed.pebble) == orders  # recorded, not issued a second time
+
+
+def test_live_version_that_does_not_verify_is_reported_by_both(bed: Bed) -> None:
+    """Roll-forward only to a version acmeali can vouch for: a bad one is named by both."""
+    name = "bad.window.example.test"
+    bed.issue(name)
+    r = bed.cli("renew", *DUE, env={"ACMEALI_CRASH_AT": "after-switch"})
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    v2 = bed.state / "archive" / name / "v2"
+    (v2 / "privkey.pem").chmod(0o600)
+    v1_key = (bed.state / "archive" / name / "v1" / "privkey.pem").read_bytes()
+    (v2 / "privkey.pem").write_bytes(v1_key)  # a key that does not match the v2 cert
+    check = _check(bed)
+    assert check["rc"] == 1 and any(p["name"] == name and p["problem"] == "broken"
+                                    for p in check["problems"]), check
+    r = bed.cli("renew", *DUE)
+    assert r.returncode == 1
+    assert f"{name}:" in r.stderr and "does not verify" in r.stderr
+    assert "Traceback" not in r.stderr

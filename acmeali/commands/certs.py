@@ -33,10 +33,14 @@ def register(cp: CommandParsers) -> None:
 
 
 def _load_all(ctx: Context) -> tuple[list, list[tuple[str, str]]]:  # type: ignore[type-arg]
+    from acmeali.reconcile import reconcile
+
     metas, broken = [], []
     for name in ctx.store.lineage_names():
         try:
-            metas.append(ctx.store.load_meta(name))
+            # As `renew` sees it: a version made live by a run cut off before its record
+            # was saved counts (verified), without writing anything here.
+            metas.append(reconcile(ctx.store, ctx.store.load_meta(name), save=False))
         except StoreError as exc:
             broken.append((name, exc.message))
     return metas, broken

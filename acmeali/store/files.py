@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from acmeali.errors import LockHeld, StoreError
-from acmeali.faults import checkpoint
+from acmeali.faults import check_disk, checkpoint
 from acmeali.lineage import LineageMeta
 from acmeali.store.base import BUNDLE_FILES, LiveBundle, LivePaths
 
@@ -74,6 +74,7 @@ def write_file_atomic(path: Path, data: bytes, *, mode: int = PUBLIC,
     """
     path = Path(path)
     directory = path.parent
+    check_disk()  # crash tests: a disk that filled up at a chosen step
     tmp = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
     try:
@@ -240,8 +241,11 @@ class FileStore:
                                      "finish (it is released automatically if that process "
                                      "dies)") from None
                         time.sleep(min(_POLL, left))
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            # The PID is informational (it names the holder in LockHeld): a full disk or a
+            # quota must not turn taking a lock into a failure.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         except BaseException:
             os.close(fd)
             raise
@@ -425,6 +429,7 @@ class FileStore:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
+            checkpoint("switched")  # crash tests: live is new, nothing else is recorded
             fsync_dir(live)
         except OSError as exc:
             raise StoreError(f"lineage {name!r}: cannot switch {live} to version {version}: "
