@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from acmeali.errors import ConfigError
+from acmeali.validate import DAYS, JITTER, TIMEOUT
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -193,11 +194,15 @@ def _make_checkers(ctx: _Ctx) -> dict[str, Checker]:
 
     def number(lo: float, hi: float) -> Checker:
         def check(v: Any, p: str) -> float:
+            from acmeali.validate import InvalidValue
+            from acmeali.validate import number as finite
+
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ctx.err(p, f"expected a number, got {_type_name(v)}")
-            if not lo <= v <= hi:
-                raise ctx.err(p, f"expected a number from {lo:g} to {hi:g}, got {v}")
-            return float(v)
+            try:
+                return finite(v, lo=lo, hi=hi, what="value")
+            except InvalidValue:  # TOML allows nan and inf
+                raise ctx.err(p, f"expected a number from {lo:g} to {hi:g}, got {v}") from None
         return check
 
     def choice(options: tuple[str, ...]) -> Checker:
@@ -259,10 +264,13 @@ def _make_checkers(ctx: _Ctx) -> dict[str, Checker]:
         return s
 
     def lineage_name(v: Any, p: str) -> str:
-        s = string(v, p)
-        if not s or s in (".", "..") or "/" in s or "\\" in s or "\0" in s or s.startswith("."):
-            raise ctx.err(p, f"{s!r} is not usable as a lineage name (no '/', no leading '.')")
-        return s
+        from acmeali.validate import InvalidValue
+        from acmeali.validate import lineage_name as check_name
+
+        try:
+            return check_name(string(v, p))
+        except InvalidValue as exc:
+            raise ctx.err(p, str(exc)) from None
 
     def endpoint(v: Any, p: str) -> str:
         s = string(v, p)
@@ -274,7 +282,7 @@ def _make_checkers(ctx: _Ctx) -> dict[str, Checker]:
         "string": string, "opt_string": opt_string, "boolean": boolean,
         "port": integer(1, 65535), "ttl": integer(1, 86400), "keep": integer(1, 1000),
         "keep0": integer(0, 1000), "concurrency": integer(1, 64),
-        "timeout": number(1, 86400), "days": number(0, 3650), "jitter": number(0, 86400),
+        "timeout": number(*TIMEOUT), "days": number(*DAYS), "jitter": number(*JITTER),
         "key_type": choice(KEY_TYPES), "challenge": choice(CHALLENGES),
         "dns": choice(DNS_PROVIDERS), "site": choice(SITES), "protocol": choice(("https", "http")),
         "emails": str_list(email), "domains": str_list(domain), "targets": str_list(target),
@@ -395,8 +403,10 @@ def parse_config(data: Mapping[str, Any], source: str | None = None) -> Config:
         domains = checks["domains"](raw["domains"], f"{prefix}.domains")
         if not domains:
             raise ctx.err(f"{prefix}.domains", "empty; list at least one name")
-        name = (checks["lineage_name"](raw["name"], f"{prefix}.name") if "name" in raw
-                else default_lineage_name(domains))
+        # The default name is checked too: a 250-character domain is a valid name but
+        # not a lineage name the store can hold; the error then says to set `name`.
+        name = checks["lineage_name"](raw["name"] if "name" in raw
+                                      else default_lineage_name(domains), f"{prefix}.name")
         if name in seen:
             raise ctx.err(f"{prefix}.name", f"duplicate lineage name {name!r}")
         seen.add(name)
@@ -461,16 +471,18 @@ def config_candidates(explicit: str | None) -> list[tuple[Path, bool]]:
 
 def load_config(explicit: str | None = None) -> Config:
     """Find and load the configuration; no file at all is fine (all defaults)."""
+    from acmeali.validate import InvalidValue, read_input_file
+
     for path, required in config_candidates(explicit):
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            if required:
-                raise ConfigError("", f"config file {path} does not exist; "
-                                      "check --config or $ACMEALI_CONFIG") from None
+        if not required and not os.path.lexists(path):
             continue
-        except OSError as exc:
-            raise ConfigError("", f"cannot read config file {path}: {exc.strerror}") from None
+        if required and not os.path.lexists(path):
+            raise ConfigError("", f"config file {path} does not exist; "
+                                  "check --config or $ACMEALI_CONFIG")
+        try:
+            raw = read_input_file(path, f"config file {path}")
+        except InvalidValue as exc:
+            raise ConfigError("", f"cannot read {exc}") from None
         return load_config_bytes(raw, str(path))
     return Config()
 
@@ -482,6 +494,9 @@ def load_config_bytes(raw: bytes, source: str) -> Config:
         raise ConfigError("", "not UTF-8 text", source=source) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"not valid TOML: {exc}", source=source) from None
+    except RecursionError:  # tomllib recurses per nesting level of arrays / inline tables
+        raise ConfigError("", "not usable TOML: arrays or tables nested too deeply",
+                          source=source) from None
     return parse_config(data, source)
 
 

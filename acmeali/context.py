@@ -53,6 +53,28 @@ def setup_logging(verbose: int) -> None:
     root.propagate = False
 
 
+def check_ca_bundle(path: str) -> None:
+    """A usage error (exit 2) unless ``path`` is a file of PEM certificates: requests
+    would otherwise fail at the first connection with an SSL error that names no file."""
+    from acmeali.validate import MAX_CA_BUNDLE_BYTES, InvalidValue, read_input_file
+
+    what = f"--ca-bundle {path}"
+    if not Path(path).exists():
+        raise UsageError(f"{what}: no such file; give a PEM file of trust roots")
+    try:
+        raw = read_input_file(path, what, limit=MAX_CA_BUNDLE_BYTES)
+    except InvalidValue as exc:
+        raise UsageError(str(exc)) from None
+    from cryptography import x509
+
+    try:
+        x509.load_pem_x509_certificates(raw)
+    except ValueError:
+        raise UsageError(f"{what}: not a PEM file of certificates "
+                         "(-----BEGIN CERTIFICATE----- blocks)",
+                         hint="give the CA's trust roots in PEM form") from None
+
+
 class Context:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -103,8 +125,8 @@ class Context:
     @cached_property
     def ca_bundle(self) -> str | None:
         bundle: str | None = self.arg("ca_bundle") or self.config.acme.ca_bundle
-        if bundle and not Path(bundle).is_file():
-            raise UsageError(f"--ca-bundle {bundle}: no such file; give a PEM file of trust roots")
+        if bundle:
+            check_ca_bundle(bundle)
         return bundle
 
     @cached_property

@@ -255,11 +255,11 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
     # Everything that can fail here fails before the CA is asked (or an account made).
     check_before_order(spec.name, spec.settings, env.aliyun,
                        meta.deploy if spec.deploy else (), ui)
+    key, csr_der, key_pem = _key_and_csr(spec, meta, store)  # a bad --csr: before any request
     if spec.settings.profile:
         # Before any account exists: a profile the CA lacks must not register one.
         env.client(server).check_profile(spec.settings.profile)
     client = env.account_client(server)
-    key, csr_der, key_pem = _key_and_csr(spec, meta, store)
 
     order = _resume_order(client, meta, spec) if not spec.dry_run else None
     if order is None:
@@ -400,29 +400,63 @@ def _csr_public_key(csr_der: bytes) -> Any:
 
 
 def _load_user_csr(path: str, domains: Sequence[str]) -> bytes:
-    from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"--csr {path}: {exc.strerror}") from None
-    try:
-        csr = x509.load_pem_x509_csr(raw) if b"-----BEGIN" in raw else x509.load_der_x509_csr(raw)
-    except ValueError:
-        raise UsageError(f"--csr {path}: not a PEM or DER certificate signing request") from None
+    csr = read_user_csr(path)
     if not csr.is_signature_valid:
         raise UsageError(f"--csr {path}: the CSR's signature does not verify")
-    return csr.public_bytes(Encoding.DER)
+    check_csr_names(path, _names_in(csr), domains)
+    der: bytes = csr.public_bytes(Encoding.DER)
+    return der
+
+
+def check_csr_names(path: str, in_csr: Sequence[str], domains: Sequence[str]) -> None:
+    """The CA finalizes only a CSR naming exactly the order's identifiers (RFC 8555
+    §7.4): a mismatch is found here, before any request, not after an order was placed."""
+    from acmeali.names import InvalidName, normalize_name
+
+    try:
+        have = {normalize_name(n) for n in in_csr}
+    except InvalidName as exc:
+        raise UsageError(f"--csr {path}: {exc}") from None
+    want = set(domains)
+    if have != want:
+        extra, missing = sorted(have - want), sorted(want - have)
+        what = "; ".join(p for p in (
+            f"it also names {', '.join(extra)}" if extra else "",
+            f"it lacks {', '.join(missing)}" if missing else "") if p)
+        raise UsageError(f"--csr {path}: the CSR's names differ from the names to certify "
+                         f"({what})", hint="give the CSR's names with -d (or no -d at all), "
+                                           "or make a CSR for these names with `acmeali csr`")
+
+
+def read_user_csr(path: str) -> Any:
+    """The user's CSR (an x509.CertificateSigningRequest): a regular file of at most
+    1 MiB, PEM or DER; UsageError naming ``--csr`` otherwise."""
+    from cryptography import x509
+
+    from acmeali.validate import InvalidValue, read_input_file
+
+    try:
+        raw = read_input_file(path, f"--csr {path}")
+    except InvalidValue as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        return (x509.load_pem_x509_csr(raw) if b"-----BEGIN" in raw
+                else x509.load_der_x509_csr(raw))
+    except ValueError:
+        raise UsageError(f"--csr {path}: not a PEM or DER certificate signing request") from None
 
 
 def csr_names(path: str) -> list[str]:
     """The names a user's CSR asks for (SAN, else CN), for ``issue --csr`` without ``-d``."""
+    return _names_in(read_user_csr(path))
+
+
+def _names_in(csr: Any) -> list[str]:
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
-    raw = Path(path).read_bytes()
-    csr = x509.load_pem_x509_csr(raw) if b"-----BEGIN" in raw else x509.load_der_x509_csr(raw)
     try:
         san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names = [str(n) for n in san.get_values_for_type(x509.DNSName)]

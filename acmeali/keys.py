@@ -127,14 +127,18 @@ def load_private_key(data: bytes, passphrase: bytes | None = None, *,
 
 
 def _read_file(path: str | Path, what: str) -> bytes:
+    """A regular file of at most 1 MiB (not /dev/zero, not a FIFO): KeyFileError else."""
+    from acmeali.validate import InvalidValue, read_input_file
+
     try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise KeyFileError(f"{what}: no such file") from None
-    except IsADirectoryError:
-        raise KeyFileError(f"{what}: is a directory, not a file") from None
-    except OSError as exc:
-        raise KeyFileError(f"{what}: cannot read it ({exc.strerror})") from None
+        return read_input_file(path, what)
+    except InvalidValue as exc:
+        raise KeyFileError(str(exc)) from None
+
+
+def read_key_file(path: str | Path) -> bytes:
+    """The bytes of a key file, read as :func:`load_private_key_file` reads them."""
+    return _read_file(path, str(path))
 
 
 def read_passphrase_file(path: str | Path) -> bytes:

@@ -127,6 +127,10 @@ class LineageMeta:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LineageMeta:
+        """Build from a parsed record; MetaError names the first field holding a wrong
+        value (a month 13, a number where a list belongs), so that one lineage is
+        reported and skipped instead of crashing a run half-way through the others."""
+        check_record(data)
         data = dict(data)
         known = {f.name for f in dataclasses.fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
@@ -157,3 +161,129 @@ def _legacy_cas_ids(details: dict[str, Any]) -> list[int]:
         elif isinstance(value, str) and value.isdigit():
             ids.add(int(value))
     return sorted(ids)
+
+
+# --------------------------------------------------------------------------- record checks
+class MetaError(ValueError):
+    """A lineage record that parses as JSON but holds a value of the wrong kind."""
+
+
+def _want(ok: bool, path: str, value: Any, expected: str) -> None:
+    if not ok:
+        shown = repr(value)
+        raise MetaError(f"{path} is {shown[:60]}, expected {expected}")
+
+
+def _str(v: Any, path: str, *, optional: bool = False) -> None:
+    _want(isinstance(v, str) or (optional and v is None), path, v,
+          "a string" + (" or null" if optional else ""))
+
+
+def _int(v: Any, path: str) -> None:
+    _want(isinstance(v, int) and not isinstance(v, bool), path, v, "an integer")
+
+
+def _date(v: Any, path: str, *, optional: bool = False) -> None:
+    if optional and v is None:
+        return
+    _want(isinstance(v, str), path, v, "an ISO 8601 time")
+    try:
+        t = from_iso(v)
+    except ValueError:
+        t = None
+    _want(t is not None and t.tzinfo is not None, path, v, "an ISO 8601 UTC time")
+
+
+def _str_list(v: Any, path: str) -> None:
+    _want(isinstance(v, list) and all(isinstance(x, str) for x in v), path, v,
+          "a list of strings")
+
+
+def _table(v: Any, path: str, *, optional: bool = False) -> None:
+    _want(isinstance(v, dict) or (optional and v is None), path, v,
+          "an object" + (" or null" if optional else ""))
+
+
+def check_record(data: Any) -> None:
+    """Raise MetaError unless every known field of a lineage record has a usable value.
+
+    Unknown fields are ignored (a newer acmeali may add some); missing optional ones take
+    their defaults. Stdlib only and cheap: ``renew`` checks every record it reads.
+    """
+    _table(data, "the record")
+    for key in ("name", "server"):
+        _str(data.get(key), key)
+    _str_list(data.get("domains"), "domains")
+    if "key_type" in data:
+        _str(data["key_type"], "key_type")
+    for key in ("flag_keys", "deploy", "compromised_keys"):
+        if key in data:
+            _str_list(data[key], key)
+    if "schema" in data:
+        _int(data["schema"], "schema")
+    for key in ("pending_order", "last_renewal"):
+        if key in data:
+            _table(data[key], key, optional=True)
+    if "revoked" in data:
+        _table(data["revoked"], "revoked")
+        for serial, reason in data["revoked"].items():
+            _str(reason, f"revoked.{serial}")
+    if "cas_uploads" in data:
+        _want(isinstance(data["cas_uploads"], list)
+              and all(isinstance(x, dict) for x in data["cas_uploads"]),
+              "cas_uploads", data["cas_uploads"], "a list of objects")
+    if "settings" in data:
+        _check_settings(data["settings"])
+    cur = data.get("current")
+    if cur is not None:
+        _table(cur, "current")
+        _int(cur.get("version"), "current.version")
+        for key in ("serial", "fingerprint", "issuer", "key_type", "key_sha256"):
+            _str(cur.get(key), f"current.{key}")
+        _date(cur.get("not_before"), "current.not_before")
+        _date(cur.get("not_after"), "current.not_after")
+        _str(cur.get("ari_cert_id"), "current.ari_cert_id", optional=True)
+    ari = data.get("ari")
+    if ari is not None:
+        _table(ari, "ari")
+        _str(ari.get("cert_id"), "ari.cert_id")
+        for key in ("window_start", "window_end", "selected", "next_poll"):
+            _date(ari.get(key), f"ari.{key}", optional=True)
+        _str(ari.get("explanation_url"), "ari.explanation_url", optional=True)
+    deployments = data.get("deployments")
+    if deployments is not None:
+        _table(deployments, "deployments")
+        for target, d in deployments.items():
+            path = f"deployments[{target!r}]"
+            _table(d, path)
+            _str(d.get("fingerprint"), f"{path}.fingerprint", optional=True)
+            _want(isinstance(d.get("ok", False), bool), f"{path}.ok", d.get("ok"), "a boolean")
+            _str(d.get("error"), f"{path}.error", optional=True)
+            _str(d.get("time"), f"{path}.time", optional=True)
+            _table(d.get("details", {}), f"{path}.details")
+
+
+def _check_settings(settings: Any) -> None:
+    """Recorded issuance settings: each known key of the type its CertSettings field has."""
+    import math
+    from dataclasses import MISSING
+
+    from acmeali.config import CertSettings
+
+    _table(settings, "settings")
+    for f in dataclasses.fields(CertSettings):
+        if f.name not in settings:
+            continue
+        v, path = settings[f.name], f"settings.{f.name}"
+        default = f.default if f.default is not MISSING else None
+        if isinstance(default, bool):
+            _want(isinstance(v, bool), path, v, "true or false")
+        elif isinstance(default, int):
+            _want(isinstance(v, int) and not isinstance(v, bool), path, v, "an integer")
+        elif isinstance(default, float):
+            _want(isinstance(v, (int, float)) and not isinstance(v, bool)
+                  and math.isfinite(v), path, v, "a finite number")
+        elif isinstance(default, tuple):
+            _str_list(v, path)
+        else:  # str, or str | None
+            _str(v, path, optional=default is None)

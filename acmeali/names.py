@@ -70,6 +70,11 @@ def normalize_name(raw: str) -> str:
     result = ".".join(out)
     if len(result) > 253:
         raise InvalidName(f"{raw!r} is longer than 253 characters")
+    if out[-1].isdigit():
+        # Not an IP address (checked above), yet numeric at the top: no such TLD can
+        # exist (RFC 3696 §2), and CAs refuse it after an order was already placed.
+        raise InvalidName(f"{raw!r}: the last label {out[-1]!r} is all digits; give a DNS "
+                          "name (example.com) or a complete IP address")
     if len(out) < 2 and result != "localhost":
         raise InvalidName(f"{raw!r} is not a fully qualified name (expected e.g. example.com)")
     return result

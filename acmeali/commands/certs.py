@@ -93,8 +93,13 @@ def run_check(ctx: Context) -> int:
     from acmeali.renewal import decide, describe_expiry, status_of
 
     warn = ctx.args.warn_days
-    if warn is not None and warn < 0:
-        raise UsageError("--warn-days: expected a non-negative number of days")
+    if warn is not None:
+        from acmeali import validate
+
+        try:
+            validate.number(warn, lo=validate.DAYS[0], hi=validate.DAYS[1], what="--warn-days")
+        except validate.InvalidValue as exc:
+            raise UsageError(str(exc)) from None
     now = utcnow()
     metas, broken = _load_all(ctx)
     problems: list[dict[str, str]] = [{"name": n, "problem": "broken", "detail": e}

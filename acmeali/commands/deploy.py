@@ -111,10 +111,12 @@ def _deploy_files(ctx: Context, targets: list[str], dry_run: bool) -> int:
     if not a.key:
         raise UsageError("--cert needs --key FILE: Alibaba Cloud takes the key with the "
                          "certificate")
+    from acmeali.validate import InvalidValue, read_input_file
+
     try:
-        cert_pem = Path(a.cert).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"--cert {a.cert}: {exc.strerror}") from None
+        cert_pem = read_input_file(a.cert, f"--cert {a.cert}")
+    except InvalidValue as exc:
+        raise UsageError(str(exc)) from None
     try:
         chain = certutil.load_chain(cert_pem)
     except (ValueError, AcmealiError):

@@ -138,8 +138,14 @@ def flag_settings(base: CertSettings, args: argparse.Namespace) -> dict[str, Any
         kw["deploy"] = tuple(dict.fromkeys((*base.deploy, *specs)))
     if kw.get("http_port") is not None and not 0 < kw["http_port"] < 65536:
         raise UsageError(f"--http-port {kw['http_port']}: expected a port from 1 to 65535")
-    if kw.get("dns_timeout") is not None and kw["dns_timeout"] <= 0:
-        raise UsageError("--dns-timeout must be a positive number of seconds")
+    if kw.get("dns_timeout") is not None:
+        from acmeali import validate
+
+        try:
+            validate.number(kw["dns_timeout"], lo=validate.TIMEOUT[0], hi=validate.TIMEOUT[1],
+                            what="--dns-timeout")
+        except validate.InvalidValue as exc:
+            raise UsageError(str(exc)) from None
     for r in kw.get("dns_resolvers", ()):
         host, sep, port = r.rpartition(":")
         if not sep or not host or not port.isdigit():

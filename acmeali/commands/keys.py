@@ -105,7 +105,7 @@ def run_show(ctx: Context) -> int:
     key = keys.load_private_key_file(path, ctx.arg("passphrase_file"))
     kind = keys.key_type_of(key)
     algo = {"ec256": "EC P-256", "ec384": "EC P-384"}.get(kind, "RSA")
-    data = Path(path).read_bytes()
+    data = keys.read_key_file(path)
     lines = [
         f"file: {path}",
         f"type: {kind} ({algo}, {key.key_size} bits)",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from acmeali.cli import CommandParsers
 from acmeali.context import Context
@@ -37,17 +37,35 @@ def register(cp: CommandParsers) -> None:
     p.set_defaults(handler=run)
 
 
+def check_flags(a: Any) -> None:
+    """The numeric flags, judged as their config keys are (acmeali.validate)."""
+    from acmeali import validate
+
+    try:
+        if a.concurrency is not None:
+            validate.integer(a.concurrency, lo=1, hi=64, what="--concurrency")
+        if a.days is not None:
+            validate.number(a.days, lo=validate.DAYS[0], hi=validate.DAYS[1], what="--days")
+        if a.jitter is not None:
+            validate.number(a.jitter, lo=validate.JITTER[0], hi=validate.JITTER[1],
+                            what="--jitter")
+    except validate.InvalidValue as exc:
+        raise UsageError(str(exc)) from None
+
+
 def run(ctx: Context) -> int:
     from acmeali.renewal import RenewOptions, renew_all
 
     a = ctx.args
     r = ctx.config.renewal
-    if a.concurrency is not None and not 1 <= a.concurrency <= 64:
-        raise UsageError("--concurrency: expected a number from 1 to 64")
-    if a.days is not None and a.days < 0:
-        raise UsageError("--days: expected a non-negative number of days")
-    if a.jitter is not None and a.jitter < 0:
-        raise UsageError("--jitter: expected a non-negative number of seconds")
+    check_flags(a)
+    if a.name:
+        # A typo in --name must not look like a renewal failure (exit 1) of a lineage.
+        known = set(ctx.store.lineage_names())
+        unknown = [n for n in a.name if n not in known]
+        if unknown:
+            raise UsageError(f"--name {unknown[0]}: no such lineage in {ctx.state_dir}",
+                             hint="`acmeali certs list` shows the lineages")
     opts = RenewOptions(
         names=tuple(a.name or ()), force=a.force,
         days=a.days if a.days is not None else r.days_before_expiry,

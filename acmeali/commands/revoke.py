@@ -29,6 +29,8 @@ def register(cp: CommandParsers) -> None:
     p.add_argument("--reason", choices=REASONS, default="unspecified", help="RFC 5280 reason")
     p.add_argument("--key", metavar="FILE",
                    help="sign with this private key of the certificate (no account needed)")
+    p.add_argument("--passphrase-file", metavar="F",
+                   help="passphrase of an encrypted --key (first line of F)")
     p.add_argument("--use-cert-key", action="store_true",
                    help="sign with the lineage's own certificate key instead of the account key")
     p.add_argument("--reissue", action="store_true",
@@ -64,10 +66,12 @@ def run(ctx: Context) -> int:
         cert_pem = bundle.cert
         server = meta.server
     else:
+        from acmeali.validate import InvalidValue, read_input_file
+
         try:
-            cert_pem = open(a.cert, "rb").read()
-        except OSError as exc:
-            raise UsageError(f"--cert {a.cert}: {exc.strerror}") from None
+            cert_pem = read_input_file(a.cert, f"--cert {a.cert}")
+        except InvalidValue as exc:
+            raise UsageError(str(exc)) from None
         server = ctx.server
     try:
         cert = certutil.load_chain(cert_pem)[0]
@@ -87,7 +91,7 @@ def run(ctx: Context) -> int:
 
     cert_key = None
     if a.key:
-        cert_key = keys.load_private_key_file(a.key)
+        cert_key = keys.load_private_key_file(a.key, a.passphrase_file)
     elif a.use_cert_key:
         assert meta is not None
         cert_key = keys.load_private_key(store.read_live(meta.name).privkey,

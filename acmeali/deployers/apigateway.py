@@ -70,7 +70,12 @@ class ApiGateway(Target):
         region, rest = split_region(parts, 2)
         if len(rest) != 2 or not _GROUP.match(rest[0]) or not rest[1]:
             raise cls.fail(spec, "malformed")
-        return cls(spec, rest[0], rest[1].lower().rstrip("."), region)
+        from acmeali.validate import InvalidValue, target_domain
+
+        try:
+            return cls(spec, rest[0], target_domain(rest[1]), region)
+        except InvalidValue as exc:
+            raise cls.fail(spec, str(exc)) from None
 
     def deploy(self, ctx: DeployContext) -> TargetResult:
         return _deploy(ctx, self)

@@ -201,7 +201,14 @@ class Cdn(Target):
             raise cls.fail(spec, f"'{cls.kind}' needs a domain")
         if arg == "auto" and cls.kind != "cdn":
             raise cls.fail(spec, "'auto' is supported for cdn only")
-        return cls(spec, arg.lower().rstrip("."))
+        if arg == "auto":
+            return cls(spec, arg)
+        from acmeali.validate import InvalidValue, target_domain
+
+        try:
+            return cls(spec, target_domain(arg))
+        except InvalidValue as exc:
+            raise cls.fail(spec, str(exc)) from None
 
     def deploy(self, ctx: DeployContext) -> TargetResult:
         if self.domain == "auto":

@@ -131,9 +131,14 @@ class Clb(Target):
             raise cls.fail(spec, "malformed")
         if not rest[1].isdigit() or not 0 < int(rest[1]) < 65536:
             raise cls.fail(spec, f"{rest[1]!r} is not a listener port")
-        domain = rest[2].lower().rstrip(".") if len(rest) == 3 else None
-        if len(rest) == 3 and not domain:
-            raise cls.fail(spec, "empty domain")
+        domain = None
+        if len(rest) == 3:
+            from acmeali.validate import InvalidValue, target_domain
+
+            try:
+                domain = target_domain(rest[2])
+            except InvalidValue as exc:
+                raise cls.fail(spec, str(exc)) from None
         return cls(spec, rest[0], int(rest[1]), domain, region)
 
     def plan(self) -> str:

@@ -42,7 +42,7 @@ from typing import Any
 
 from acmeali.errors import LockHeld, StoreError
 from acmeali.faults import check_disk, checkpoint
-from acmeali.lineage import LineageMeta
+from acmeali.lineage import LineageMeta, MetaError
 from acmeali.store.base import BUNDLE_FILES, LiveBundle, LivePaths
 
 PRIVATE = 0o600
@@ -137,10 +137,13 @@ class FileStore:
         Reversible (``lineage_names`` maps it back), so names that already contain
         ``wildcard_`` are refused, as are empty names, ``/``, NUL and a leading dot.
         """
-        if (not name or "/" in name or "\\" in name or "\0" in name or name.startswith(".")
-                or _WILDCARD in name or len(name) > 200):
-            raise StoreError(f"{name!r} cannot be used as a lineage name in the state directory "
-                             "(no '/', no leading '.', not empty)")
+        from acmeali.validate import InvalidValue, lineage_name
+
+        try:
+            lineage_name(name)
+        except InvalidValue as exc:
+            raise StoreError(f"{name[:60]!r} cannot be used as a lineage name in the state "
+                             f"directory: {exc}") from None
         return name.replace("*", _WILDCARD)
 
     @staticmethod
@@ -325,8 +328,10 @@ class FileStore:
             if not isinstance(data, dict):
                 raise TypeError("not a JSON object")
             meta = LineageMeta.from_json(data)
-        except (ValueError, TypeError, AttributeError) as exc:
-            reason = "not valid JSON" if isinstance(exc, ValueError) else "unexpected content"
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+            reason = (f"wrong value: {exc}" if isinstance(exc, MetaError)
+                      else "not valid JSON" if isinstance(exc, (ValueError, RecursionError))
+                      else "unexpected content")
             raise StoreError(f"lineage {name!r}: metadata {path} is corrupt ({reason})",
                              hint="restore it from a backup, or re-issue with `acmeali issue`"
                              ) from None
