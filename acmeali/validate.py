@@ -49,7 +49,9 @@ def integer(value: int, *, lo: int, hi: int, what: str = "value") -> int:
 
 
 # The ranges, in one place (config keys and flags of the same meaning share them).
-DAYS = (0.0, 3650.0)
+# Days before expiry: more than any lifetime means "always due" (tests and cron jobs use
+# 100000); the bound keeps timedelta arithmetic from overflowing.
+DAYS = (0.0, 100000.0)
 JITTER = (0.0, 86400.0)
 TIMEOUT = (1.0, 86400.0)
 

@@ -189,3 +189,75 @@ def test_bad_input(bed: Bed, argv: list[str], code: int, expect: str) -> None:
     assert all(ln.startswith("  hint:") for ln in after), r.stderr
     assert expect in errors[0], r.stderr
     assert snapshot(bed.state) == before  # nothing written, nothing lost
+
+
+# --------------------------------------------------------------------------- item 14
+# A lineage record that parses but holds wrong values is reported by name and skipped;
+# the other lineages still renew and list.
+
+CORRUPTIONS = {
+    "month13": lambda m: m["current"].update(not_after="2031-13-01T00:00:00Z"),
+    "number-for-list": lambda m: m.update(domains=5),
+    "settings-number-for-list": lambda m: m["settings"].update(dns_resolvers=7),
+    "nan-timeout": lambda m: m["settings"].update(dns_timeout=float("nan")),
+    "ari-bad-date": lambda m: m.update(ari={"cert_id": "x", "selected": "yesterday"}),
+    "deployments-list": lambda m: m.update(deployments=["cas"]),
+}
+
+
+def test_lineage_record_with_wrong_values_is_skipped(pebble: Pebble, tmp_path: Path) -> None:
+    import json
+
+    b = Bed(tmp_path / "state", tmp_path, pebble)
+    http = ["--http-port", str(pebble.http_port), "--http-address", "127.0.0.1"]
+    good = "good.records.example.test"
+    bad = {kind: f"{kind}.records.example.test" for kind in CORRUPTIONS}
+    for name in (good, *bad.values()):
+        _ok(b.cli("issue", "-d", name, *http, "--agree-tos", "--email", "ops@example.test"))
+    for kind, name in bad.items():
+        path = b.state / "renewal" / f"{name}.json"
+        meta = json.loads(path.read_text())
+        CORRUPTIONS[kind](meta)
+        path.write_text(json.dumps(meta))
+    good_serial = json.loads((b.state / "renewal" / f"{good}.json").read_text())[
+        "current"]["serial"]
+
+    r = b.cli("renew", "--days", "100000", timeout=120)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 1, r.stderr
+    assert f"{good}: renewed" in r.stderr
+    for name in bad.values():
+        line = next((ln for ln in r.stderr.splitlines() if ln.startswith(f"error: {name}:")),
+                    None)
+        assert line is not None and "wrong value" in line, r.stderr
+    assert "current.not_after" in r.stderr and "domains is 5" in r.stderr
+    renewed = json.loads((b.state / "renewal" / f"{good}.json").read_text())
+    assert renewed["current"]["serial"] != good_serial
+
+    r = b.cli("certs", "list")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert good in r.stdout
+    for name in bad.values():
+        assert f"{name}: BROKEN" in r.stdout
+    r = b.cli("certs", "check", "--json")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    problems = {p["name"] for p in json.loads(r.stdout)["problems"]}
+    assert problems == set(bad.values())
+
+
+# --------------------------------------------------------------------------- item 15
+def test_revoke_with_an_encrypted_certificate_key(pebble: Pebble, tmp_path: Path) -> None:
+    """`revoke --key` of an encrypted key takes --passphrase-file (as `key show` does)."""
+    b = Bed(tmp_path / "state", tmp_path, pebble)
+    pw, key, csr = tmp_path / "pass", tmp_path / "enc.key", tmp_path / "my.csr"
+    pw.write_text("correct horse\n")
+    name = "encrypted-revoke.example.test"
+    _ok(b.cli("key", "generate", "--out", str(key), "--passphrase-file", str(pw)))
+    _ok(b.cli("csr", "--key", str(key), "--passphrase-file", str(pw), "-d", name,
+              "--out", str(csr)))
+    _ok(b.cli("issue", "--csr", str(csr), "--http-port", str(pebble.http_port),
+              "--http-address", "127.0.0.1", "--agree-tos", "--email", "ops@example.test"))
+    r = b.cli("revoke", "--cert", str(b.state / "live" / name / "cert.pem"), "--key", str(key),
+              "--passphrase-file", str(pw), "--reason", "keyCompromise")
+    _ok(r)
+    assert "Revoked certificate" in r.stdout

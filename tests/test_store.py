@@ -419,3 +419,25 @@ def test_lock_released_after_exception(store: FileStore) -> None:
             raise RuntimeError("boom")
     with store.lock("e.example"):
         pass
+
+
+def test_lock_taken_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PID in a lock file is informational: a full disk (ENOSPC on writing it, or on
+    truncating it afterwards) must not turn taking or releasing a lock into a traceback."""
+    import errno as _errno
+
+    store = FileStore(tmp_path / "state")
+    with store.lock("warm-up"):  # the locks directory exists before the disk "fills"
+        pass
+
+    def full(*_a: object) -> int:
+        raise OSError(_errno.ENOSPC, os.strerror(_errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full)
+    monkeypatch.setattr(os, "ftruncate", full)
+    with store.lock("full.example.test"):
+        with pytest.raises(LockHeld, match="held by"):  # still exclusive
+            with store.lock("full.example.test"):
+                pass
+    with store.lock("full.example.test", wait=0):  # and released
+        pass
