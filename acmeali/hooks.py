@@ -28,6 +28,41 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 300.0
 """Seconds a hook may run when the caller gives no limit of its own."""
 
+# acmeali's own secrets, which reach it through its environment: the EAB HMAC key, a TSIG
+# secret, a storage key, and Alibaba Cloud credentials (AccessKey pair, STS token, OIDC /
+# credentials files). A hook is the user's command, but these were handed to acmeali, not
+# to every script it starts (DESIGN.md, security rules). docs/renewal.md lists them.
+SECRET_ENV = frozenset({
+    "ACMEALI_EAB_HMAC_KEY", "ACMEALI_TSIG_SECRET", "ACMEALI_TSIG_KEY", "ACMEALI_STORAGE_KEY",
+    "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "ALIBABA_CLOUD_SECURITY_TOKEN", "ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY",
+    "ALICLOUD_ACCESS_KEY_ID", "ALICLOUD_ACCESS_KEY_SECRET", "ALICLOUD_SECURITY_TOKEN",
+})
+_SECRET_WORDS = ("SECRET", "HMAC", "TOKEN", "PASSWORD", "PASSPHRASE", "CREDENTIAL", "PRIVATE",
+                 "_KEY")
+_CLOUD_PREFIXES = ("ALIBABA_CLOUD_", "ALICLOUD_")
+
+
+def is_secret_env(name: str) -> bool:
+    """Whether the inherited variable ``name`` is withheld from hooks: the names above,
+    and any ``ACMEALI_*``, ``ALIBABA_CLOUD_*`` or ``ALICLOUD_*`` variable whose name says
+    it holds a secret (``SECRET``, ``HMAC``, ``TOKEN``, ``PASSWORD``, ``PASSPHRASE``,
+    ``CREDENTIAL``, ``PRIVATE``, ``_KEY``), so a later one is covered without a list edit."""
+    upper = name.upper()
+    if upper in SECRET_ENV:
+        return True
+    if upper.startswith(("ACMEALI_", *_CLOUD_PREFIXES)):
+        return any(word in upper for word in _SECRET_WORDS)
+    return False
+
+
+def hook_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """What a hook sees: our environment minus acmeali's secrets, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not is_secret_env(k)}
+    env.update(extra)
+    return env
+
+
 _TAIL_CHARS = 2000
 _TAIL_LINES = 15
 _KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL, and for reaping afterwards
@@ -86,7 +121,8 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 def run_hook(command: str, env: Mapping[str, str], *, timeout: float | None = DEFAULT_TIMEOUT,
              what: str) -> HookResult:
-    """Run ``/bin/sh -c command`` with ``env`` added to our environment; raise on failure.
+    """Run ``/bin/sh -c command`` with ``env`` added to our environment (minus acmeali's
+    own secrets, see :func:`is_secret_env`); raise on failure.
 
     ``what`` names the hook in messages ("DNS hook (present _acme-challenge.example.com)").
     ``timeout=None`` means the default limit, never "wait forever": every wait is bounded.
@@ -94,8 +130,7 @@ def run_hook(command: str, env: Mapping[str, str], *, timeout: float | None = DE
     debug level; on failure the stderr tail goes into the raised :class:`HookError`.
     """
     limit = DEFAULT_TIMEOUT if timeout is None else timeout
-    full_env = dict(os.environ)
-    full_env.update(env)
+    full_env = hook_environment(env)
     # Only the names are logged: values may be long, and a hook's env is the user's to see.
     log.debug("%s: running %r with %s", what, command, ", ".join(sorted(env)) or "no extra env")
     start = time.monotonic()

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from acmeali.hooks import HookError, run_hook
+from tests.conftest import run_acmeali
+from tests.peers.pebble import Pebble
 
 
 def _script(tmp_path: Path, body: str) -> Path:
@@ -93,3 +95,54 @@ def test_environment_is_added_to_ours(monkeypatch: pytest.MonkeyPatch) -> None:
     result = run_hook('echo "$ACMEALI_TEST_INHERITED $PATH_EXTRA"', {"PATH_EXTRA": "added"},
                       what="test hook")
     assert result.stdout == "yes added\n"
+
+
+SECRETS = {
+    "ACMEALI_EAB_HMAC_KEY": "eab-hmac-secret-value",
+    "ACMEALI_TSIG_SECRET": "tsig-secret-value",
+    "ACMEALI_STORAGE_KEY": "storage-key-value",
+    "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-id-value",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "ak-secret-value",
+    "ALIBABA_CLOUD_SECURITY_TOKEN": "sts-token-value",
+    "ALICLOUD_SECRET_KEY": "alicloud-secret-value",
+    "ACMEALI_SOME_FUTURE_PASSWORD": "future-secret-value",
+}
+
+
+def test_hooks_never_receive_acmealis_secrets(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in SECRETS.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("MY_OWN_SETTING", "kept")
+    monkeypatch.setenv("ACMEALI_CONFIG", "/etc/acmeali/config.toml")
+    out = run_hook("env", {"ACMEALI_KEY_PATH": "/live/privkey.pem"}, what="test hook").stdout
+    for k, v in SECRETS.items():
+        assert k not in out and v not in out
+    assert "MY_OWN_SETTING=kept" in out  # the user's own environment is the hook's
+    assert "ACMEALI_CONFIG=/etc/acmeali/config.toml" in out
+    assert "ACMEALI_KEY_PATH=/live/privkey.pem" in out  # what acmeali hands over
+
+
+def test_issue_hooks_through_the_cli_see_no_secrets(tmp_path: Path, pebble: Pebble) -> None:
+    """Pre-, post- and deploy hooks and a hook: deploy target of a real issuance."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    cmd = f"env > {dumps}/$$.env"
+    name = "hook-secrets.example.test"
+    r = run_acmeali("--state-dir", str(tmp_path / "state"), "--server", pebble.directory_url,
+                    "--ca-bundle", pebble.ca_bundle, "issue", "-d", name,
+                    "--http-port", str(pebble.http_port), "--http-address", "127.0.0.1",
+                    "--agree-tos", "--email", "ops@example.test", "--pre-hook", cmd,
+                    "--post-hook", cmd, "--deploy-hook", cmd, "--deploy", f"hook:{cmd}",
+                    # An EAB key without a kid is not used (Pebble needs none); it is set
+                    # only to prove it does not reach a hook.
+                    env={**SECRETS, "ACMEALI_EAB_HMAC_KEY": ""},
+                    input="")
+    assert r.returncode == 0, r.stderr
+    files = list(dumps.iterdir())
+    assert len(files) == 4, files
+    for f in files:
+        text = f.read_text()
+        for k, v in SECRETS.items():
+            assert k not in text and (not v or v not in text), (f, k)
+    assert any("ACMEALI_FINGERPRINT=" in f.read_text() for f in files)
