@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 CHALLENGE_PATH = "/.well-known/acme-challenge/"
 _POLL = 0.05  # serve_forever's poll interval: how long shutdown() may take
 _SELF_CHECK_TIMEOUT = 3.0
+_WEBROOT_ATTEMPTS = 5  # re-creations of a challenge directory removed by a concurrent run
 
 
 class _ChallengeServer(ThreadingHTTPServer):
@@ -291,27 +292,56 @@ class WebrootSolver:
         return self.root / ".well-known" / "acme-challenge"
 
     def present(self, tasks: Sequence[ChallengeTask]) -> None:
+        """Write one file per token; other runs may share the webroot at the same time.
+
+        Several hosts behind one NFS webroot, or parallel ``issue`` runs, create and remove
+        ``.well-known/acme-challenge`` concurrently: a directory another run created first
+        is used as it is, and one that another run's cleanup removed (it does so only when
+        empty, so never under our files) is created again and the files written again.
+        """
         if not self.root.is_dir():
             raise UsageError(f"webroot {self.root} is not a directory",
                              hint="give the directory your web server serves for this name")
-        try:
-            for d in (self.root / ".well-known", self.challenge_dir):
-                if not d.is_dir():
-                    d.mkdir(mode=0o755)
-                    # mkdir's mode passes through the umask; the web server must read it.
-                    os.chmod(d, 0o755)  # noqa: S103 - public on purpose, it is served
-                    self._created_dirs.append(d)
-            for t in tasks:
-                path = self.challenge_dir / check_token(t.token)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-                self._written.append(path)
-                with os.fdopen(fd, "wb") as f:
-                    os.fchmod(f.fileno(), 0o644)
-                    f.write(t.key_authorization.encode("ascii"))
-        except OSError as exc:
-            raise ChallengeError(f"http-01 webroot: cannot write under {self.challenge_dir}: "
-                                 f"{exc.strerror or exc}",
-                                 hint="acmeali needs write access to the webroot") from None
+        for attempt in range(_WEBROOT_ATTEMPTS):
+            try:
+                self._make_dirs()
+                for t in tasks:
+                    self._write_token(t)
+                return
+            except FileNotFoundError:
+                if attempt + 1 < _WEBROOT_ATTEMPTS:
+                    continue  # a directory vanished under us: another run's cleanup
+                raise ChallengeError(f"http-01 webroot: {self.challenge_dir} keeps "
+                                     "disappearing while answers are written",
+                                     hint="something removes it; keep the webroot to "
+                                          "acmeali runs and the web server") from None
+            except OSError as exc:
+                raise ChallengeError(f"http-01 webroot: cannot write under {self.challenge_dir}: "
+                                     f"{exc.strerror or exc}",
+                                     hint="acmeali needs write access to the webroot") from None
+
+    def _make_dirs(self) -> None:
+        for d in (self.root / ".well-known", self.challenge_dir):
+            try:
+                d.mkdir(mode=0o755)
+            except FileExistsError:
+                if not d.is_dir():  # followed symlinks count, as a web server would
+                    raise ChallengeError(f"http-01 webroot: {d} exists and is not a "
+                                         "directory") from None
+                continue  # ours from a retry, or another run's: used, never removed by us
+            # mkdir's mode passes through the umask; the web server must read it.
+            os.chmod(d, 0o755)  # noqa: S103 - public on purpose, it is served
+            if d not in self._created_dirs:
+                self._created_dirs.append(d)
+
+    def _write_token(self, t: ChallengeTask) -> None:
+        path = self.challenge_dir / check_token(t.token)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        if path not in self._written:
+            self._written.append(path)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)
+            f.write(t.key_authorization.encode("ascii"))
 
     def wait_ready(self, tasks: Sequence[ChallengeTask], deadline: float) -> None:
         """Nothing to wait for: the files are served as soon as they exist."""
