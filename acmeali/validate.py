@@ -116,6 +116,8 @@ def read_input_file(path: str | os.PathLike[str], what: str, *,
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             raise InvalidValue(f"{what}: is a directory, not a file")
+        if stat.S_ISCHR(st.st_mode) and _is_devnull(st):
+            return b""  # `--config /dev/null`: the usual way to say "no file", kept working
         if not stat.S_ISREG(st.st_mode):
             raise InvalidValue(f"{what}: not a regular file (a device, FIFO or socket); "
                                "give the path of a file")
@@ -138,3 +140,11 @@ def read_input_file(path: str | os.PathLike[str], what: str, *,
         raise InvalidValue(f"{what}: cannot read it ({exc.strerror})") from None
     finally:
         os.close(fd)
+
+
+def _is_devnull(st: os.stat_result) -> bool:
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return (st.st_rdev, st.st_dev, st.st_ino) == (null.st_rdev, null.st_dev, null.st_ino)

@@ -261,3 +261,12 @@ def test_revoke_with_an_encrypted_certificate_key(pebble: Pebble, tmp_path: Path
               "--passphrase-file", str(pw), "--reason", "keyCompromise")
     _ok(r)
     assert "Revoked certificate" in r.stdout
+
+
+def test_config_dev_null_still_means_no_file(tmp_path: Path) -> None:
+    """Devices are refused as input files, except /dev/null: `--config /dev/null` is the
+    usual way to run without a config file, and reads as an empty one."""
+    r = run_acmeali("--state-dir", str(tmp_path / "state"), "--config", os.devnull,
+                    "certs", "list")
+    assert r.returncode == 0, r.stderr
+    assert "No certificates" in r.stdout
