@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from functools import partial
 from pathlib import Path
 
@@ -141,3 +142,63 @@ def test_parallel_issues_share_one_webroot(pebble: Pebble, tmp_path: Path) -> No
     # Every answer file is gone, and at most empty directories remain.
     leftovers = [p for p in webroot.rglob("*") if not p.is_dir()]
     assert leftovers == []
+
+
+STRESS = r'''
+import io, os, sys, time
+from pathlib import Path
+from acmeali.config import CertSettings
+from acmeali.errors import AcmealiError
+from acmeali.solvers.base import ChallengeTask
+from acmeali.solvers.http01 import WebrootSolver
+from acmeali.ui import UI
+webroot, me, rounds, go = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+deadline = time.monotonic() + 30
+while not go.exists() and time.monotonic() < deadline:
+    time.sleep(0.001)
+failures = 0
+for i in range(rounds):
+    task = ChallengeTask(identifier="x.example.test", token=f"T{me}x{i}",
+                         key_authorization=f"T{me}x{i}.thumb", txt_name="", txt_value="")
+    solver = WebrootSolver(CertSettings(webroot=str(webroot)),
+                           UI(out=io.StringIO(), err=io.StringIO()))
+    try:
+        solver.present([task])
+        path = webroot / ".well-known" / "acme-challenge" / task.token
+        if path.read_text() != task.key_authorization:
+            failures += 1
+    except (AcmealiError, OSError) as exc:
+        failures += 1
+        print(f"{me}/{i}: {exc}", file=sys.stderr)
+    finally:
+        solver.cleanup([task])
+print(failures)
+'''
+
+
+def test_processes_hammering_one_webroot(tmp_path: Path) -> None:
+    """Real processes presenting and cleaning up in tight loops in one webroot: the
+    create/remove races of the directories happen for real, many times over."""
+    webroot = tmp_path / "www"
+    webroot.mkdir()
+    script = tmp_path / "stress.py"
+    script.write_text(STRESS)
+    go = tmp_path / "go"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    procs = [subprocess.Popen([sys.executable, str(script), str(webroot), str(n), "300",
+                               str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env, cwd=REPO) for n in range(6)]
+    try:
+        time.sleep(0.5)  # let every process import and wait at the start line
+        go.touch()
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert out.strip() == "0", err[-2000:]
+    assert [p for p in webroot.rglob("*") if not p.is_dir()] == []

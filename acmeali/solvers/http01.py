@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 CHALLENGE_PATH = "/.well-known/acme-challenge/"
 _POLL = 0.05  # serve_forever's poll interval: how long shutdown() may take
 _SELF_CHECK_TIMEOUT = 3.0
-_WEBROOT_ATTEMPTS = 5  # re-creations of a challenge directory removed by a concurrent run
+_WEBROOT_ATTEMPTS = 20  # re-creations of a challenge directory removed by a concurrent run
 
 
 class _ChallengeServer(ThreadingHTTPServer):
