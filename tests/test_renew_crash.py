@@ -216,3 +216,18 @@ def test_live_version_that_does_not_verify_is_reported_by_both(bed: Bed) -> None
     assert r.returncode == 1
     assert f"{name}:" in r.stderr and "does not verify" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_deploy_after_a_cut_off_switch_records_the_live_certificate(bed: Bed) -> None:
+    name = "deploy.window.example.test"
+    bed.issue(name)
+    r = bed.cli("renew", *DUE, env={"ACMEALI_CRASH_AT": "after-switch"})
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    live = bed.live_serial(name)
+    target = f"hook:{bed.record_hook('deploy')}"
+    r = bed.cli("deploy", "--name", name, "--target", target)
+    assert r.returncode == 0, r.stderr
+    meta = bed.meta(name)
+    assert meta["current"]["serial"] == live
+    assert meta["deployments"][target]["fingerprint"] == meta["current"]["fingerprint"]
+    assert meta["deployments"][target]["ok"] is True

@@ -67,7 +67,10 @@ def run(ctx: Context) -> int:
     name = check_lineage_name(ctx.args.name)
     store = ctx.store
     with store.lock(name, wait=30.0):
-        meta = store.load_meta(name)
+        from acmeali.reconcile import reconcile
+
+        # Deployments are recorded by fingerprint: of the certificate that is live.
+        meta = reconcile(store, store.load_meta(name), save=not dry_run, locked=True)
         if ctx.args.remove_target:
             from acmeali.lifecycle import remove_targets
 
