@@ -173,7 +173,13 @@ def issue(spec: IssueSpec, env: Environment, *,
             if existing is not None:
                 from acmeali.reconcile import reconcile
 
-                existing = reconcile(store, existing, locked=True)  # a run cut off after its switch
+                try:
+                    # A run cut off after its switch (recorded now; in memory for a dry run).
+                    existing = reconcile(store, existing, locked=True, save=not spec.dry_run)
+                except StoreError as exc:
+                    # Damaged live files: `renew` skips the lineage (still_needed), while an
+                    # explicit `issue` replaces them, as the error's hint tells the user to do.
+                    log.warning("%s", exc.message)
             if still_needed is not None and not still_needed(existing):
                 assert existing is not None
                 return IssueResult(spec.name, existing, skipped=True)

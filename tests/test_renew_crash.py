@@ -216,6 +216,13 @@ def test_live_version_that_does_not_verify_is_reported_by_both(bed: Bed) -> None
     assert r.returncode == 1
     assert f"{name}:" in r.stderr and "does not verify" in r.stderr
     assert "Traceback" not in r.stderr
+    # What the hint says to do works: an explicit `issue` replaces the damaged version.
+    r = bed.cli(*bed.issue_args(name))
+    assert r.returncode == 0, r.stderr
+    serial = bed.assert_live_ok(name)
+    assert bed.meta(name)["current"]["serial"] == serial
+    check = _check(bed)
+    assert check["rc"] == 0 and check["ok"], check
 
 
 def test_deploy_after_a_cut_off_switch_records_the_live_certificate(bed: Bed) -> None:
