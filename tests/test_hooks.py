@@ -106,6 +106,7 @@ SECRETS = {
     "ALIBABA_CLOUD_SECURITY_TOKEN": "sts-token-value",
     "ALICLOUD_SECRET_KEY": "alicloud-secret-value",
     "ACMEALI_SOME_FUTURE_PASSWORD": "future-secret-value",
+    "PGPASSWORD": "database-password-value",
 }
 
 
