@@ -218,7 +218,7 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
     metas: list[LineageMeta] = []
     for name in names:
         try:
-            meta = reconcile(store, store.load_meta(name))
+            meta = reconcile(store, store.load_meta(name), save=not opts.dry_run)
             if meta.current is not None:
                 store.check_live_files(name)
         except StoreError as exc:

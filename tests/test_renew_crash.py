@@ -170,6 +170,11 @@ def test_killed_between_switch_and_record(bed: Bed, point: str) -> None:
     old = bed.serial(name)
     r = bed.cli("renew", *DUE, env={"ACMEALI_CRASH_AT": point})
     assert r.returncode == -signal.SIGKILL, r.stderr
+    record = bed.state / "renewal" / f"{name}.json"
+    before = record.read_bytes()
+    r = bed.cli("renew", "--dry-run")  # judges the live version, but writes nothing
+    assert r.returncode == 0, r.stderr
+    assert record.read_bytes() == before
     _agree_and_renew(bed, name, old)
 
 
