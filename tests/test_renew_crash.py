@@ -243,3 +243,14 @@ def test_deploy_after_a_cut_off_switch_records_the_live_certificate(bed: Bed) ->
     assert meta["current"]["serial"] == live
     assert meta["deployments"][target]["fingerprint"] == meta["current"]["fingerprint"]
     assert meta["deployments"][target]["ok"] is True
+
+
+def test_check_and_renew_agree_on_missing_live_files(bed: Bed) -> None:
+    name = "missing.window.example.test"
+    bed.issue(name)
+    (bed.state / "live" / name / "fullchain.pem").unlink()
+    check = _check(bed)
+    assert check["rc"] == 1 and any(p["name"] == name and "fullchain.pem" in p["detail"]
+                                    for p in check["problems"]), check
+    r = bed.cli("renew", *DUE)
+    assert r.returncode == 1 and f"{name}:" in r.stderr and "fullchain.pem" in r.stderr

@@ -40,7 +40,10 @@ def _load_all(ctx: Context) -> tuple[list, list[tuple[str, str]]]:  # type: igno
         try:
             # As `renew` sees it: a version made live by a run cut off before its record
             # was saved counts (verified), without writing anything here.
-            metas.append(reconcile(ctx.store, ctx.store.load_meta(name), save=False))
+            meta = reconcile(ctx.store, ctx.store.load_meta(name), save=False)
+            if meta.current is not None:
+                ctx.store.check_live_files(name)  # as `renew` does: missing files are broken
+            metas.append(meta)
         except StoreError as exc:
             broken.append((name, exc.message))
     return metas, broken
