@@ -76,11 +76,12 @@ def bed(pebble: Pebble, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Be
 
 
 def snapshot(state: Path) -> dict[str, bytes | str]:
-    """Every file and link of the state directory (lock files aside), with its content."""
+    """Every file and link of the state directory, with its content; lock files and the
+    run log (which records every run, failed ones included) aside."""
     out: dict[str, bytes | str] = {}
     for p in sorted(state.rglob("*")):
         rel = str(p.relative_to(state))
-        if rel.startswith("locks"):
+        if rel.startswith(("locks", "logs")):
             continue
         if p.is_symlink():
             out[rel] = "-> " + os.readlink(p)

@@ -38,10 +38,11 @@ def test_renew_summary_counts_each_lineage_once(issued: tuple[Cli, str, str]) ->
     r = cli("renew", "--force", "--name", name, "--deploy-hook", "exit 3")
     assert r.returncode == 1
     assert "0 done, 1 failed, 0 not due (of 1)" in r.stderr, r.stderr
+    # An unknown --name is a usage error (issue 12, item 15): no summary at all.
     r = cli("renew", "--name", "nosuch.example.test")
-    assert r.returncode == 1
-    assert "0 done, 1 failed, 0 not due (of 1)" in r.stderr, r.stderr
-    assert "-1" not in r.stderr
+    assert r.returncode == 2
+    assert "--name nosuch.example.test: no such lineage" in r.stderr, r.stderr
+    assert "done," not in r.stderr and "-1" not in r.stderr
 
 
 def test_nothing_due_says_lineage_in_the_singular(issued: tuple[Cli, str, str]) -> None:
