@@ -72,7 +72,7 @@ def reconcile(store: FileStore, meta: LineageMeta, *, save: bool = True,
 
 def _hint(name: str) -> str:
     return ("restore the state directory from a backup, or re-issue it with "
-            f"`acmeali issue --name {name}`")
+            f"`acmeali issue --name {name} --force`")
 
 
 def _roll_forward(store: FileStore, meta: LineageMeta, version: int) -> None:

@@ -222,7 +222,7 @@ def test_live_version_that_does_not_verify_is_reported_by_both(bed: Bed) -> None
     assert f"{name}:" in r.stderr and "does not verify" in r.stderr
     assert "Traceback" not in r.stderr
     # What the hint says to do works: an explicit `issue` replaces the damaged version.
-    r = bed.cli(*bed.issue_args(name))
+    r = bed.cli(*bed.issue_args(name), "--force")
     assert r.returncode == 0, r.stderr
     serial = bed.assert_live_ok(name)
     assert bed.meta(name)["current"]["serial"] == serial
