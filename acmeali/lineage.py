@@ -175,7 +175,7 @@ _EXPECTED = {"str": "a string", "opt_str": "a string or null", "int": "an intege
              "bool": "true or false", "float": "a finite number", "list": "a list of strings",
              "dict": "an object", "opt_dict": "an object or null",
              "date": "an ISO 8601 UTC time", "opt_date": "an ISO 8601 UTC time or null",
-             "dicts": "a list of objects"}
+             "dicts": "a list of objects", "ints": "a list of integers"}
 
 
 def _ok(kind: str, v: Any) -> bool:
@@ -196,6 +196,8 @@ def _ok(kind: str, v: Any) -> bool:
         return t is dict or (v is None and kind == "opt_dict")
     if kind == "dicts":
         return t is list and all(type(x) is dict for x in v)
+    if kind == "ints":
+        return t is list and all(type(x) is int for x in v)
     if kind in ("date", "opt_date"):
         if v is None:
             return kind == "opt_date"
@@ -219,7 +221,7 @@ _OPTIONAL_TOP = (("key_type", "str"), ("flag_keys", "list"), ("deploy", "list"),
                  ("compromised_keys", "list"), ("schema", "int"), ("pending_order", "opt_dict"),
                  ("last_renewal", "opt_dict"), ("revoked", "dict"), ("cas_uploads", "dicts"),
                  ("settings", "dict"), ("current", "opt_dict"), ("ari", "opt_dict"),
-                 ("deployments", "opt_dict"))
+                 ("deployments", "opt_dict"), ("ca_bundle", "opt_str"))
 _CURRENT = (("version", "int"), ("serial", "str"), ("fingerprint", "str"), ("issuer", "str"),
             ("key_type", "str"), ("key_sha256", "str"), ("not_before", "date"),
             ("not_after", "date"), ("ari_cert_id", "opt_str"))
@@ -259,6 +261,7 @@ def check_record(data: Any) -> None:
             _check(kind, d.get(key), f"{path}.{key}")
         _check("bool", d.get("ok", False), f"{path}.ok")
         _check("dict", d.get("details", {}), f"{path}.details")
+        _check("ints", d.get("cas_ids", []), f"{path}.cas_ids")
 
 
 _SETTING_KINDS: dict[str, str] = {}
