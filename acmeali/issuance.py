@@ -275,6 +275,7 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
         # wait_authorizations returns only when all are valid, so no order re-fetch is needed.
         _solve(client, order, spec, env)
     if order.status in ("ready", "pending"):
+        client.require_valid_authorizations(order)  # free: all seen valid by now
         ui.progress(f"{spec.name}: finalizing")
         order = client.finalize(order, csr_der, time.monotonic() + FINALIZE_TIMEOUT)
     elif order.status == "processing":
@@ -448,8 +449,15 @@ def _resume_order(client: AcmeClient, meta: LineageMeta, spec: IssueSpec) -> Ord
         return None
     try:
         order = client.fetch_order(pending["url"])
+        dead = (client.dead_authorizations(order)
+                if order.status in ("pending", "ready") else [])
     except AcmealiError as exc:
         log.info("%s: stored order not usable (%s); starting a new one", spec.name, exc)
+        return None
+    if dead:
+        # Issue 12 item 1: a server may leave such an order pending; it is dead anyway.
+        log.info("%s: stored order can never be finalized (%s); starting a new one",
+                 spec.name, ", ".join(f"{a.name} {a.status}" for a in dead))
         return None
     if order.status in ("pending", "ready", "processing", "valid"):
         env_msg = f"{spec.name}: resuming the interrupted order ({order.status})"
@@ -491,6 +499,7 @@ def _solve(client: AcmeClient, order: Order, spec: IssueSpec, env: Environment) 
         solver.wait_ready(tasks, time.monotonic() + spec.settings.dns_timeout)
         for chall in chosen:
             client.answer_challenge(chall)
+        checkpoint("after-answer")  # crash tests: answered, not yet validated
         ui.progress(f"{spec.name}: waiting for the CA to validate")
         client.wait_authorizations(order, deadline)
     finally:

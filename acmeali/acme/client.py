@@ -60,6 +60,9 @@ POLL_FACTOR = 2.0
 POLL_CAP = 2.5
 
 _FINAL_AUTHZ = {"valid", "invalid", "deactivated", "expired", "revoked"}
+# Final states from which an authorization never becomes valid (RFC 8555 §7.1.6): an order
+# holding one can never be finalized, whatever status the server still shows for it.
+DEAD_AUTHZ = _FINAL_AUTHZ - {"valid"}
 
 
 def identifier_for(name: str) -> Identifier:
@@ -312,6 +315,27 @@ class AcmeClient:
                 out.append(authz)
         return out
 
+    def dead_authorizations(self, order: Order) -> list[Authorization]:
+        """The order's authorizations in a final state other than ``valid``.
+
+        §7.1.6 says such an order is ``invalid``, but servers exist that leave it
+        ``pending`` until it expires (a day on some CAs): finalizing it fails every time,
+        so callers drop the order and place a new one. Costs no request for
+        authorizations already seen valid.
+        """
+        out = []
+        for url in order.authorizations:
+            authz = self._valid_authz.get(url) or self.fetch_authorization(url)
+            if authz.status in DEAD_AUTHZ:
+                out.append(authz)
+        return out
+
+    def require_valid_authorizations(self, order: Order) -> None:
+        """AuthorizationFailed (with the CA's words) unless no authorization is dead."""
+        dead = self.dead_authorizations(order)
+        if dead:
+            raise AuthorizationFailed([_failure(a) for a in dead])
+
     def answer_challenge(self, challenge: Challenge) -> Challenge:
         """Tell the CA the challenge is ready (§7.5.1: payload is an empty object)."""
         resp = self._post(challenge.url, {}, retry_safe=True)
@@ -398,9 +422,9 @@ class AcmeClient:
         if not order.certificate:
             raise AcmeUsageError("the order has no certificate yet (finalize first)")
         resp = self._post(order.certificate, None, accept=PEM_CHAIN)
-        chains = [resp.content.decode("ascii")]
+        chains = [_pem_text(resp)]
         for alt in resp.links("alternate"):
-            chains.append(self._post(alt, None, accept=PEM_CHAIN).content.decode("ascii"))
+            chains.append(_pem_text(self._post(alt, None, accept=PEM_CHAIN)))
         return chains
 
     # ------------------------------------------------------------------ revocation, ARI
@@ -438,6 +462,18 @@ class AcmeClient:
 
     def dns01_value(self, token: str) -> str:
         return jws.dns01_txt_value(self.key_authorization(token))
+
+
+def _pem_text(resp: Response) -> str:
+    """A certificate answer as text: PEM is ASCII (RFC 7468 §2), anything else is refused."""
+    try:
+        return resp.content.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise TransportError(
+            f"the certificate chain from {resp.url} is not ASCII PEM (byte 0x"
+            f"{resp.content[exc.start]:02x} at offset {exc.start}); nothing was stored",
+            hint="the CA (or a proxy in between) sent a damaged certificate; run again "
+                 "later, the order is kept and resumed") from None
 
 
 def _reason_code(reason: str) -> int:
