@@ -34,7 +34,7 @@ def proxy(pebble: Pebble, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture
 def bed(tmp_path: Path, pebble: Pebble, proxy: FaultProxy) -> Bed:
-    proxy.clear()
+    proxy.clear(log=True)
     proxy.ari = False
     proxy.window = None
     # Trust: the proxy's TLS certificate, and Pebble's root as the CA's trust anchor.
@@ -79,3 +79,143 @@ def test_order_left_pending_after_failed_authorization_is_replaced(
     assert bed.meta(name)["pending_order"] is None
     finalized = [e.path for e in proxy.exchanges("^/finalize-order/")]
     assert not any(dead_order.rsplit("/", 1)[1] in p for p in finalized)
+
+
+# --------------------------------------------------------------------------- item 2
+def _issue_with_ari(bed: Bed, proxy: FaultProxy, name: str) -> None:
+    proxy.ari = True
+    bed.issue(name)
+    assert bed.meta(name)["ari"]["cert_id"]
+
+
+def test_ari_gone_from_the_directory_clears_state_and_stays_offline(
+        bed: Bed, proxy: FaultProxy) -> None:
+    name = "ari-gone.example.test"
+    _issue_with_ari(bed, proxy, name)
+    proxy.ari = False  # the CA stops offering renewalInfo
+    r = bed.cli("renew", "-q")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    assert bed.meta(name)["ari"] is None
+    seen = len(proxy.exchanges())
+    for _ in range(2):
+        r = bed.cli("renew", "-q")
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    assert len(proxy.exchanges()) == seen, "a renew with nothing due went online"
+
+
+@pytest.mark.parametrize("fault", ["problem", "drop", "truncate", "error-500"])
+def test_failing_ari_backs_off_quietly(bed: Bed, proxy: FaultProxy, fault: str) -> None:
+    name = f"ari-{fault}.example.test"
+    _issue_with_ari(bed, proxy, name)
+    if fault == "error-500":
+        proxy.add(Rule("^/renewal-info/", "status", times=None, status=500,
+                       body=b"oops", headers={"Retry-After": "600"}))
+    elif fault != "problem":  # "problem": no window set, the proxy answers a 404 problem
+        proxy.add(Rule("^/renewal-info/", fault, times=None))
+    r = bed.cli("renew", "-q")
+    no_traceback(r)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    ari = bed.meta(name)["ari"]
+    assert ari["failures"] == 1 and ari["next_poll"]
+    asked = len(proxy.exchanges("^/renewal-info/"))
+    assert asked >= 1
+    r = bed.cli("renew")  # within the backoff: offline, and nothing to say
+    assert r.returncode == 0 and "No renewals due" in r.stderr, r.stderr
+    assert len(proxy.exchanges("^/renewal-info/")) == asked
+
+
+# --------------------------------------------------------------------------- item 7
+def test_dropped_or_cut_answers_are_retried_when_safe(bed: Bed, proxy: FaultProxy) -> None:
+    proxy.add(Rule("^/dir", "truncate", method="GET", keep=20))
+    proxy.add(Rule("^/dir", "drop", method="GET"))
+    proxy.add(Rule("^/dir", "rewrite", method="GET", edit=lambda s, h, b: (
+        s, {**h, "Content-Encoding": "gzip"}, b"not gzip at all")))
+    proxy.add(Rule("^/authZ/", "truncate", method="POST"))
+    proxy.add(Rule("^/my-order/", "drop", method="POST", times=2))
+    r = bed.issue("retried.example.test", ok=False)
+    no_traceback(r)
+    assert r.returncode == 0, r.stderr
+    bed.assert_live_ok("retried.example.test")
+    assert all(rule.applied == rule.times for rule in proxy.rules)
+
+
+@pytest.mark.parametrize("fault", ["truncate", "drop"])
+def test_cut_short_answer_to_an_unsafe_post_is_one_clear_line(
+        bed: Bed, proxy: FaultProxy, fault: str) -> None:
+    proxy.add(Rule("^/order-plz", fault, method="POST"))
+    r = bed.issue(f"cut-{fault}.example.test", ok=False)
+    no_traceback(r)
+    assert r.returncode == 1
+    assert "error: cannot talk to the CA at" in r.stderr
+    assert "not repeated" in r.stderr
+    assert len(proxy.exchanges("^/order-plz")) == 1  # newOrder is never sent twice
+
+
+def test_a_broken_ari_answer_never_stops_the_other_lineages(
+        bed: Bed, proxy: FaultProxy) -> None:
+    names = ["ari-a.example.test", "ari-b.example.test"]
+    for n in names:
+        _issue_with_ari(bed, proxy, n)
+    old = {n: bed.serial(n) for n in names}
+    proxy.window = Window(now_utc() - timedelta(hours=2), now_utc() - timedelta(hours=1))
+    broken = bed.meta(names[0])["ari"]["cert_id"]
+    proxy.add(Rule(f"^/renewal-info/{broken}", "truncate", times=None, keep=5))
+    r = bed.cli("renew")
+    no_traceback(r)
+    assert r.returncode == 0, r.stderr
+    assert f"{names[1]}: renewed" in r.stderr
+    assert bed.serial(names[1]) != old[names[1]]
+    assert bed.serial(names[0]) == old[names[0]]
+    assert "renewal info not available" in r.stderr
+
+
+# --------------------------------------------------------------------------- item 6
+def test_trickling_ca_hits_the_request_deadline_and_frees_the_lock(
+        bed: Bed, proxy: FaultProxy) -> None:
+    name = "trickle.example.test"
+    bed.issue(name)
+    bed.config.write_text(bed.config.read_text().replace("[acme]\n", "[acme]\ntimeout = 2\n"))
+    rule = proxy.add(Rule("^/dir", "trickle", method="GET", times=None, seconds=0.5))
+    started = time.monotonic()
+    r = bed.cli("renew", "--force", timeout=60)
+    took = time.monotonic() - started
+    no_traceback(r)
+    assert r.returncode == 1, r.stderr
+    assert "within 2 s" in r.stderr
+    assert took < 20, f"took {took:.1f}s"
+    assert rule.applied >= 1
+    proxy.clear()
+    r = bed.cli("renew", "--force")
+    assert r.returncode == 0 and f"{name}: renewed" in r.stderr, r.stderr
+
+
+# --------------------------------------------------------------------------- item 8
+def test_a_100_mb_certificate_answer_is_refused_after_1_mib(
+        bed: Bed, proxy: FaultProxy) -> None:
+    rule = proxy.add(Rule("^/certZ/", "inflate", method="POST", size=100 * 1024 * 1024))
+    r = bed.issue("inflated.example.test", ok=False)
+    no_traceback(r)
+    assert r.returncode == 1
+    assert "larger than 1024 KiB" in r.stderr
+    time.sleep(0.5)
+    sent = [e.sent for e in proxy.exchanges("^/certZ/") if e.fault == "inflate"]
+    assert rule.applied == 1 and sent and sent[0] < 16 * 1024 * 1024, sent
+    # Announced as huge: refused before reading.
+    proxy.clear()
+    proxy.add(Rule("^/certZ/", "rewrite", method="POST",
+                   edit=lambda s, h, b: (s, h, b + b" " * (2 << 20))))
+    r = bed.issue("inflated.example.test", ok=False)
+    no_traceback(r)
+    assert r.returncode == 1 and "announced" in r.stderr, r.stderr
+    proxy.clear()
+    bed.issue("inflated.example.test")  # the order is resumed and completes
+
+
+def test_non_ascii_certificate_answer_is_a_clear_error(bed: Bed, proxy: FaultProxy) -> None:
+    proxy.add(Rule("^/certZ/", "rewrite", method="POST",
+                   edit=lambda s, h, b: (s, h, "Zertifikat für\n".encode() + b)))
+    r = bed.issue("accent.example.test", ok=False)
+    no_traceback(r)
+    assert r.returncode == 1
+    assert "not ASCII PEM" in r.stderr
+    assert not (bed.state / "live" / "accent.example.test").exists()

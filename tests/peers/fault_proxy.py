@@ -133,9 +133,12 @@ class FaultProxy:
             self.rules.append(rule)
         return rule
 
-    def clear(self) -> None:
+    def clear(self, *, log: bool = False) -> None:
+        """Drop every rule (and with ``log``, the record of past exchanges)."""
         with self._lock:
             self.rules.clear()
+            if log:
+                self.log.clear()
 
     def exchanges(self, path: str = "") -> list[Exchange]:
         with self._lock:
@@ -280,7 +283,6 @@ class FaultProxy:
                     return
                 # inflate: the real answer, then junk, in 64 KiB chunks until size is sent
                 junk = b" " * 65536
-                pieces = [data]
                 left = rule.size
                 self._chunk(data)
                 ex.sent = len(data)
@@ -289,7 +291,6 @@ class FaultProxy:
                     self._chunk(piece)
                     ex.sent += len(piece)
                     left -= len(piece)
-                del pieces
                 self.wfile.write(b"0\r\n\r\n")
 
             def _chunk(self, data: bytes) -> None:
