@@ -95,6 +95,8 @@ class RenewalSettings:
     post_hook: str | None = None
     deploy_hook: str | None = None
     failure_hook: str | None = None
+    # Wall-clock limit of one `renew` run (seconds, 0 = none); see docs/renewal.md.
+    run_timeout: float = 10800.0
 
 
 @dataclass(frozen=True)
@@ -275,6 +277,7 @@ def _make_checkers(ctx: _Ctx) -> dict[str, Checker]:
         "port": integer(1, 65535), "ttl": integer(1, 86400), "keep": integer(1, 1000),
         "keep0": integer(0, 1000), "concurrency": integer(1, 64),
         "timeout": number(1, 86400), "days": number(0, 3650), "jitter": number(0, 86400),
+        "run_timeout": number(0, 604800),
         "key_type": choice(KEY_TYPES), "challenge": choice(CHALLENGES),
         "dns": choice(DNS_PROVIDERS), "site": choice(SITES), "protocol": choice(("https", "http")),
         "emails": str_list(email), "domains": str_list(domain), "targets": str_list(target),
@@ -302,7 +305,7 @@ _ACME_KEYS = {
 _RENEWAL_KEYS = {
     "days_before_expiry": "days", "keep_versions": "keep", "concurrency": "concurrency",
     "jitter": "jitter", "pre_hook": "opt_string", "post_hook": "opt_string",
-    "deploy_hook": "opt_string", "failure_hook": "opt_string",
+    "deploy_hook": "opt_string", "failure_hook": "opt_string", "run_timeout": "run_timeout",
 }
 _ALIYUN_KEYS = {"region": "string", "site": "site", "profile": "opt_string", "protocol": "protocol"}
 _CAS_KEYS = {"cleanup_old": "boolean", "keep_previous": "keep0"}

@@ -168,6 +168,7 @@ class RenewOptions:
     deploy_hook: str | None = None  # --deploy-hook only: it outranks every lineage's own
     default_deploy_hook: str | None = None  # [renewal] deploy_hook: for lineages without one
     failure_hook: str | None = None
+    run_timeout: float = 0.0  # seconds; 0 = no limit (see acmeali.watchdog)
 
 
 @dataclass
@@ -193,12 +194,16 @@ class RenewReport:
 def renew_all(store: FileStore, make_env: Callable[[], Environment], opts: RenewOptions,
               config: Config, *, now: datetime | None = None) -> RenewReport:
     """One ``renew`` run. ``make_env`` is called only when there is network work to do."""
+    from acmeali.watchdog import RunWatchdog
+
     report = RenewReport()
-    try:
-        with store.lock("renew-run", wait=0):
-            _renew_locked(store, make_env, opts, config, report, now or utcnow())
-    except LockHeld as exc:
-        report.lock_busy = exc.message
+    with RunWatchdog(opts.run_timeout, what="renew run", knob="renew --timeout / "
+                     "[renewal] run_timeout"):
+        try:
+            with store.lock("renew-run", wait=0):
+                _renew_locked(store, make_env, opts, config, report, now or utcnow())
+        except LockHeld as exc:
+            report.lock_busy = exc.message
     return report
 
 
@@ -261,6 +266,9 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
     for m in metas:  # the trust roots each lineage's CA was issued with (issue --ca-bundle)
         if m.ca_bundle:
             env.bundles.setdefault(m.server, m.ca_bundle)
+    from acmeali.watchdog import cap_requests
+
+    cap_requests()  # the run's deadline now bounds every request to the CA
 
     if polls:
         _poll_ari(polls, env, now, report)
@@ -343,7 +351,7 @@ def ari_error_backoff(failures: int, retry_after: float | None) -> float:
     Without a backoff every `renew` (twice a day from cron, or every few minutes from a
     timer) would go online for the lineage, and print the same warning, forever.
     """
-    wait = min(ARI_ERROR_BACKOFF * 2 ** max(failures - 1, 0), ARI_ERROR_BACKOFF_MAX)
+    wait = min(float(ARI_ERROR_BACKOFF * 2 ** max(failures - 1, 0)), ARI_ERROR_BACKOFF_MAX)
     return max(wait, min(retry_after or 0.0, ARI_ERROR_BACKOFF_MAX))
 
 
@@ -360,12 +368,13 @@ def _poll_ari(metas: list[LineageMeta], env: Environment, now: datetime,
 
     def poll(meta: LineageMeta) -> None:
         assert meta.ari is not None
-        ari = meta.ari
+        ari: AriState | None = meta.ari
         try:
             client = env.client(meta.server)
             if not client.directory.renewal_info:
                 ari = None  # the CA (no longer) offers ARI: the lifetime rule decides
             else:
+                assert ari is not None
                 info = client.renewal_info(ari.cert_id)
                 assert info is not None
                 choose_ari_moment(ari, info.start, info.end, now)
@@ -380,13 +389,14 @@ def _poll_ari(metas: list[LineageMeta], env: Environment, now: datetime,
             message = exc.message if isinstance(exc, AcmealiError) else repr(exc)
             if not isinstance(exc, AcmealiError):
                 log.debug("ARI poll of %s failed", meta.name, exc_info=True)
+            ari = meta.ari
             ari.failures += 1
             retry_after = getattr(exc, "retry_after", None)
             wait = ari_error_backoff(ari.failures, retry_after
                                      if isinstance(retry_after, (int, float)) else None)
             ari.next_poll = to_iso(now + timedelta(seconds=wait))
             env.ui.info(f"{meta.name}: renewal info not available ({message}); using the "
-                        f"lifetime rule, asking again after {to_iso(now + timedelta(seconds=wait))}")
+                        f"lifetime rule, asking again after {ari.next_poll}")
         meta.ari = ari
         try:
             with env.store.lock(meta.name, wait=0):

@@ -8,8 +8,6 @@ certificate and the lock are left as they should be.
 
 from __future__ import annotations
 
-import base64
-import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -219,3 +217,40 @@ def test_non_ascii_certificate_answer_is_a_clear_error(bed: Bed, proxy: FaultPro
     assert r.returncode == 1
     assert "not ASCII PEM" in r.stderr
     assert not (bed.state / "live" / "accent.example.test").exists()
+
+
+# --------------------------------------------------------------------------- item 6: whole run
+def test_run_time_limit_cuts_off_a_stalled_ca(bed: Bed, proxy: FaultProxy) -> None:
+    name = "run-limit.example.test"
+    bed.issue(name)
+    serial = bed.serial(name)
+    proxy.add(Rule("^/order-plz", "stall", method="POST", seconds=60))
+    started = time.monotonic()
+    r = bed.cli("renew", "--force", "--timeout", "3", timeout=60)
+    took = time.monotonic() - started
+    no_traceback(r)
+    assert r.returncode == 1, r.stderr
+    assert "time limit" in r.stderr
+    assert took < 30, f"took {took:.1f}s"
+    assert bed.serial(name) == serial
+    bed.assert_live_ok(name)
+
+
+def test_run_time_limit_stops_a_stuck_run_and_releases_its_locks(
+        bed: Bed, proxy: FaultProxy) -> None:
+    import shlex
+    import sys
+
+    name = "run-stuck.example.test"
+    bed.issue(name)
+    stuck = " ".join(shlex.quote(a) for a in (
+        sys.executable, "-c", "import os, time; os.close(1); os.close(2); time.sleep(40)"))
+    started = time.monotonic()
+    proc = bed.popen("renew", "--force", "--timeout", "2", "--pre-hook", stuck)
+    _, err = proc.communicate(timeout=60)
+    took = time.monotonic() - started
+    assert proc.returncode == 1, err
+    assert "past its time limit of 2 s" in err and "locks are released" in err, err
+    assert took < 25, f"took {took:.1f}s"
+    r = bed.cli("renew", "--force")  # not "another renew is running"
+    assert r.returncode == 0 and f"{name}: renewed" in r.stderr, r.stderr

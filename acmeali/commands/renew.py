@@ -32,6 +32,9 @@ def register(cp: CommandParsers) -> None:
     p.add_argument("--pre-hook", metavar="CMD", help="run once before the first renewal")
     p.add_argument("--post-hook", metavar="CMD", help="run once after the last renewal")
     p.add_argument("--deploy-hook", metavar="CMD", help="run for each renewed lineage")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="give up the whole run after SECONDS, release its locks, exit 1 "
+                        "(default: [renewal] run_timeout, 10800; 0 = no limit)")
     p.add_argument("--failure-hook", metavar="CMD",
                    help="run when anything failed (ACMEALI_FAILURES in its environment)")
     p.set_defaults(handler=run)
@@ -48,6 +51,8 @@ def run(ctx: Context) -> int:
         raise UsageError("--days: expected a non-negative number of days")
     if a.jitter is not None and a.jitter < 0:
         raise UsageError("--jitter: expected a non-negative number of seconds")
+    if a.timeout is not None and not (0 <= a.timeout <= 604800):  # NaN fails too
+        raise UsageError("--timeout: expected a number of seconds from 0 to 604800")
     opts = RenewOptions(
         names=tuple(a.name or ()), force=a.force,
         days=a.days if a.days is not None else r.days_before_expiry,
@@ -55,7 +60,8 @@ def run(ctx: Context) -> int:
         concurrency=a.concurrency or r.concurrency, dry_run=a.dry_run,
         pre_hook=a.pre_hook or r.pre_hook, post_hook=a.post_hook or r.post_hook,
         deploy_hook=a.deploy_hook, default_deploy_hook=r.deploy_hook,
-        failure_hook=a.failure_hook or r.failure_hook)
+        failure_hook=a.failure_hook or r.failure_hook,
+        run_timeout=a.timeout if a.timeout is not None else r.run_timeout)
 
     from acmeali.preflight import check_hooks
 
