@@ -293,6 +293,7 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
         certutil.check_bundle(key, fullchain.encode(), list(spec.domains))
     else:
         _check_csr_bundle(fullchain, list(spec.domains))
+    _check_issued(spec, meta, fullchain, csr_der, env, client)
     cert_pem, chain_pem = certutil.split_fullchain(fullchain)
 
     if spec.dry_run:
@@ -438,6 +439,25 @@ def _check_csr_bundle(fullchain: str, domains: list[str]) -> None:
     missing = [d for d in domains if not any(covers(h, d) for h in have)]
     if missing:
         raise StoreError(f"the issued certificate does not cover {', '.join(missing)}")
+
+
+def _check_issued(spec: IssueSpec, meta: LineageMeta, fullchain: str, csr_der: bytes,
+                  env: Environment, client: AcmeClient) -> None:
+    """Issue 12 items 5 and 17: a chain clients can follow, and what the CSR asked for."""
+    from acmeali import certutil
+    from acmeali.acme.transport import trust_anchors
+
+    previous = 0
+    if meta.current is not None and not spec.dry_run:
+        try:
+            previous = len(certutil.load_chain(env.store.read_live(spec.name).chain))
+        except (AcmealiError, OSError):
+            previous = 0  # no (readable) chain.pem before: nothing to compare with
+    certutil.check_chain_complete(fullchain, anchors=trust_anchors(client.transport.ca_bundle),
+                                  previous_intermediates=previous)
+    for what in certutil.dropped_extensions(csr_der, fullchain):
+        env.ui.warn(f"{spec.name}: the CA left out the {what} extension the request asked "
+                    "for; the certificate was stored without it")
 
 
 def _resume_order(client: AcmeClient, meta: LineageMeta, spec: IssueSpec) -> Order | None:

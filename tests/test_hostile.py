@@ -254,3 +254,66 @@ def test_run_time_limit_stops_a_stuck_run_and_releases_its_locks(
     assert took < 25, f"took {took:.1f}s"
     r = bed.cli("renew", "--force")  # not "another renew is running"
     assert r.returncode == 0 and f"{name}: renewed" in r.stderr, r.stderr
+
+
+# --------------------------------------------------------------------------- item 5
+def test_must_staple_dropped_by_the_ca_is_reported(bed: Bed) -> None:
+    # Pebble 2.4 leaves the TLS feature extension out of what it issues (as CAs that
+    # stopped supporting must-staple do): the certificate is stored, and the user told.
+    name = "staple.example.test"
+    r = bed.issue(name, "--must-staple", "-q")
+    assert "warning: staple.example.test: the CA left out the OCSP must-staple extension" \
+        in r.stderr, r.stderr
+    bed.assert_live_ok(name)
+    r = bed.cli("renew", "--force", "-q")
+    assert r.returncode == 0 and "must-staple" in r.stderr, r.stderr
+
+
+# --------------------------------------------------------------------------- item 17
+def _leaf_only(status: int, headers: dict[str, str], body: bytes) -> tuple[
+        int, dict[str, str], bytes]:
+    end = b"-----END CERTIFICATE-----\n"
+    return status, headers, body[:body.index(end) + len(end)]
+
+
+def test_chain_without_intermediate_is_refused_and_the_old_one_stays(
+        bed: Bed, proxy: FaultProxy) -> None:
+    name = "nointer.example.test"
+    bed.issue(name)
+    serial = bed.serial(name)
+    proxy.add(Rule("^/certZ/", "rewrite", method="POST", times=None, edit=_leaf_only))
+    r = bed.cli("renew", "--force")
+    no_traceback(r)
+    assert r.returncode == 1
+    assert "without any intermediate certificate, where the previous one came with 1" \
+        in r.stderr, r.stderr
+    assert bed.assert_live_ok(name) == serial
+    # A new lineage whose chain is only the leaf: refused too (no root signed the leaf).
+    r = bed.issue("nointer2.example.test", ok=False)
+    assert r.returncode == 1 and "without its issuer" in r.stderr, r.stderr
+    assert not (bed.state / "live" / "nointer2.example.test").exists()
+
+
+def test_chain_must_lead_to_the_cas_trusted_root(bed: Bed, proxy: FaultProxy,
+                                                 pebble: Pebble, tmp_path: Path) -> None:
+    # The trusted "Pebble Root CA" in the bundle is swapped for an impostor of the same
+    # name: the intermediate Pebble sends is not signed by it, so nothing is stored.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    real = x509.load_pem_x509_certificate(pebble.root_pem().encode())
+    key = ec.generate_private_key(ec.SECP256R1())
+    fake = (x509.CertificateBuilder().subject_name(real.subject).issuer_name(real.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(real.not_valid_before_utc)
+            .not_valid_after(real.not_valid_after_utc)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    bundle = Path(proxy.ca_bundle).read_bytes() + fake.public_bytes(serialization.Encoding.PEM)
+    bed.ca_bundle.write_bytes(bundle)
+    r = bed.issue("impostor.example.test", ok=False)
+    no_traceback(r)
+    assert r.returncode == 1
+    assert "is not signed by the trusted root" in r.stderr, r.stderr
+    assert not (bed.state / "live" / "impostor.example.test").exists()

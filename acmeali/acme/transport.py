@@ -207,6 +207,14 @@ def trust_context(ca_bundle: str | None) -> ssl.SSLContext:
         return ctx
 
 
+def trust_anchors(ca_bundle: str | None) -> list[bytes]:
+    """DER of the root certificates this client trusts (certifi, the system CA file,
+    ``ca_bundle``): what an issued chain is checked against where one of them is its root.
+    Roots the system keeps only in a hashed directory are not listed (OpenSSL loads
+    those lazily), so for them the check is skipped, not failed."""
+    return list(trust_context(ca_bundle).get_ca_certs(binary_form=True))
+
+
 def _build_context(ca_bundle: str | None) -> ssl.SSLContext:
     import certifi
 
