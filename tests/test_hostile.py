@@ -8,6 +8,7 @@ certificate and the lock are left as they should be.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -317,3 +318,27 @@ def test_chain_must_lead_to_the_cas_trusted_root(bed: Bed, proxy: FaultProxy,
     assert r.returncode == 1
     assert "is not signed by the trusted root" in r.stderr, r.stderr
     assert not (bed.state / "live" / "impostor.example.test").exists()
+
+
+# --------------------------------------------------------------------------- item 4
+@pytest.mark.parametrize(("ptype", "expected"), [
+    ("accountDoesNotExist", "signed by the certificate's own key"),
+    ("unauthorized", "signed by the certificate's own key"),
+    ("alreadyRevoked", "already lists this certificate as revoked"),
+])
+def test_cert_key_revocation_refused_hint_says_what_is_true(
+        bed: Bed, proxy: FaultProxy, ptype: str, expected: str) -> None:
+    name = f"revoke-{ptype.lower()}.example.test"
+    bed.issue(name)
+    problem = {"type": f"urn:ietf:params:acme:error:{ptype}", "detail": "refused by test CA"}
+    proxy.add(Rule("^/revoke-cert", "status", method="POST", status=400,
+                   body=json.dumps(problem).encode(),
+                   headers={"Content-Type": "application/problem+json"}))
+    r = bed.cli("revoke", "--name", name, "--use-cert-key")
+    no_traceback(r)
+    assert r.returncode == 1
+    assert f"CA error {ptype}" in r.stderr and "refused by test CA" in r.stderr
+    hint = r.stderr.split("hint:", 1)[1]
+    assert expected in hint, r.stderr
+    assert "register" not in hint  # never "register an account" for the certificate key
+    assert bed.meta(name)["revoked"] == {}

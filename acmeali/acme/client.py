@@ -437,10 +437,15 @@ class AcmeClient:
         if code:
             payload["reason"] = code  # 0 is the default; omitting it is what CAs expect
         url = self.directory.revoke_cert
-        if cert_key is not None:
-            self._post(url, payload, jwk_key=cert_key)
-        else:
-            self._post(url, payload)
+        try:
+            if cert_key is not None:
+                self._post(url, payload, jwk_key=cert_key)
+            else:
+                self._post(url, payload)
+        except AcmeProblem as problem:
+            problem.hint = _revoke_hint(problem, by_cert_key=cert_key is not None,
+                                        reason=reason)
+            raise
 
     def renewal_info(self, cert_id: str) -> RenewalInfo | None:
         """ARI (RFC 9773 §4.1): unauthenticated GET; None when the CA has no renewalInfo."""
@@ -474,6 +479,31 @@ def _pem_text(resp: Response) -> str:
             f"{resp.content[exc.start]:02x} at offset {exc.start}); nothing was stored",
             hint="the CA (or a proxy in between) sent a damaged certificate; run again "
                  "later, the order is kept and resumed") from None
+
+
+def _revoke_hint(problem: AcmeProblem, *, by_cert_key: bool, reason: str) -> str:
+    """What is true when the CA refuses a revocation (RFC 8555 §7.6).
+
+    The problem types' default hints assume an account request: "register an account
+    first" after a revocation signed by the certificate's key would send the user to
+    register that key as an account, which is exactly what must not happen.
+    """
+    if problem.type == "alreadyRevoked":
+        return "the CA already lists this certificate as revoked; nothing more to do"
+    if problem.type == "badRevocationReason":
+        return (f"this CA does not accept the reason {reason!r}; try --reason unspecified "
+                "(or keyCompromise, when the key leaked)")
+    if by_cert_key:
+        return ("the CA refused a revocation signed by the certificate's own key (acmeali "
+                "checked the key belongs to the certificate): check that --server is the CA "
+                "that issued it, or revoke with the ACME account that ordered it (leave out "
+                "--key / --use-cert-key)")
+    if problem.type in ("unauthorized", "accountDoesNotExist"):
+        return ("this account may not revoke the certificate (it did not order it and holds "
+                "no valid authorization for all its names): revoke with the certificate's "
+                "own key (--key FILE, or --use-cert-key for a lineage)")
+    return ("the CA refused the revocation; its words are above. Check that --server is "
+            "the CA that issued the certificate")
 
 
 def _reason_code(reason: str) -> int:
