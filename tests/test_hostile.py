@@ -145,7 +145,7 @@ def test_cut_short_answer_to_an_unsafe_post_is_one_clear_line(
     r = bed.issue(f"cut-{fault}.example.test", ok=False)
     no_traceback(r)
     assert r.returncode == 1
-    assert "error: cannot talk to the CA at" in r.stderr
+    assert "error: cannot reach the CA at" in r.stderr
     assert "not repeated" in r.stderr
     assert len(proxy.exchanges("^/order-plz")) == 1  # newOrder is never sent twice
 

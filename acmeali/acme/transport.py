@@ -359,7 +359,7 @@ class Transport:
                     time.sleep(delay)
                     continue
                 raise TransportError(
-                    f"cannot talk to the CA at {url}: {_describe(exc)}",
+                    f"cannot reach the CA at {url}: {_describe(exc)}",
                     hint="check the network, proxy settings and the server URL"
                     + ("" if retry_safe else "; the request was not repeated because "
                        "repeating it could act twice")) from exc
