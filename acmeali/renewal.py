@@ -192,13 +192,14 @@ class RenewReport:
 
 
 def renew_all(store: FileStore, make_env: Callable[[], Environment], opts: RenewOptions,
-              config: Config, *, now: datetime | None = None) -> RenewReport:
+              config: Config, *, now: datetime | None = None,
+              say: Callable[[str], None] | None = None) -> RenewReport:
     """One ``renew`` run. ``make_env`` is called only when there is network work to do."""
     from acmeali.watchdog import RunWatchdog
 
     report = RenewReport()
     with RunWatchdog(opts.run_timeout, what="renew run", knob="renew --timeout / "
-                     "[renewal] run_timeout"):
+                     "[renewal] run_timeout", say=say):
         try:
             with store.lock("renew-run", wait=0):
                 _renew_locked(store, make_env, opts, config, report, now or utcnow())

@@ -22,6 +22,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 GRACE = 5.0
 
@@ -40,10 +41,12 @@ def cap_requests() -> None:
 class RunWatchdog:
     """``with RunWatchdog(seconds, ...):`` around a run; 0 seconds means no limit."""
 
-    def __init__(self, seconds: float, *, what: str, knob: str) -> None:
+    def __init__(self, seconds: float, *, what: str, knob: str,
+                 say: Callable[[str], None] | None = None) -> None:
         self.seconds = seconds
         self.what = what
         self.knob = knob
+        self.say = say  # e.g. UI.error: stderr and the run log; default: plain stderr
         self._timer: threading.Timer | None = None
 
     def __enter__(self) -> RunWatchdog:
@@ -66,12 +69,20 @@ class RunWatchdog:
             set_run_deadline(None)
 
     def _expire(self) -> None:
-        try:
-            sys.stderr.write(
-                f"error: the {self.what} went past its time limit of {self.seconds:g} s and "
-                f"was stopped; its locks are released and unfinished certificates are "
-                f"renewed by the next run\n  hint: find the step that hangs with -v, or "
-                f"raise the limit ({self.knob})\n")
-            sys.stderr.flush()
-        finally:
-            os._exit(1)
+        text = (f"the {self.what} went past its time limit of {self.seconds:g} s and was "
+                f"stopped; its locks are released and unfinished certificates are renewed "
+                f"by the next run\n  hint: find the step that hangs with -v, or raise the "
+                f"limit ({self.knob})")
+        def tell() -> None:
+            if self.say is not None:
+                self.say(text)
+            else:
+                sys.stderr.write(f"error: {text}\n")
+                sys.stderr.flush()
+
+        # Saying so must not be what hangs (a lock held by a stuck writer, a full pipe):
+        # it gets two seconds, then the process ends regardless.
+        teller = threading.Thread(target=tell, daemon=True)
+        teller.start()
+        teller.join(2.0)
+        os._exit(1)

@@ -253,6 +253,8 @@ def test_run_time_limit_stops_a_stuck_run_and_releases_its_locks(
     assert proc.returncode == 1, err
     assert "past its time limit of 2 s" in err and "locks are released" in err, err
     assert took < 25, f"took {took:.1f}s"
+    logged = (bed.state / "logs" / "acmeali.log").read_text()
+    assert "past its time limit of 2 s" in logged  # the run log says why it stopped
     r = bed.cli("renew", "--force")  # not "another renew is running"
     assert r.returncode == 0 and f"{name}: renewed" in r.stderr, r.stderr
 

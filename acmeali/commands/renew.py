@@ -77,7 +77,7 @@ def run(ctx: Context) -> int:
         env: Environment = make_environment(ctx)
         return env
 
-    report = renew_all(ctx.store, make_env, opts, ctx.config)
+    report = renew_all(ctx.store, make_env, opts, ctx.config, say=ctx.ui.error)
     ui = ctx.ui
     if report.lock_busy:
         ui.info(f"another renew is running; nothing to do ({report.lock_busy})")
