@@ -469,7 +469,7 @@ def _resume_order(client: AcmeClient, meta: LineageMeta, spec: IssueSpec) -> Ord
         return None
     try:
         order = client.fetch_order(pending["url"])
-        dead = (client.dead_authorizations(order)
+        dead = (client.dead_authorizations(order, settle=60.0)
                 if order.status in ("pending", "ready") else [])
     except AcmealiError as exc:
         log.info("%s: stored order not usable (%s); starting a new one", spec.name, exc)

@@ -315,20 +315,38 @@ class AcmeClient:
                 out.append(authz)
         return out
 
-    def dead_authorizations(self, order: Order) -> list[Authorization]:
+    def dead_authorizations(self, order: Order, *, settle: float = 0.0
+                            ) -> list[Authorization]:
         """The order's authorizations in a final state other than ``valid``.
 
         §7.1.6 says such an order is ``invalid``, but servers exist that leave it
         ``pending`` until it expires (a day on some CAs): finalizing it fails every time,
         so callers drop the order and place a new one. Costs no request for
-        authorizations already seen valid.
+        authorizations already seen valid. With ``settle``, an authorization whose
+        challenge is still being validated is waited on for up to that many seconds.
         """
         out = []
         for url in order.authorizations:
-            authz = self._valid_authz.get(url) or self.fetch_authorization(url)
+            authz = self._valid_authz.get(url) or self._settled(url, settle)
             if authz.status in DEAD_AUTHZ:
                 out.append(authz)
         return out
+
+    def _settled(self, url: str, within: float) -> Authorization:
+        """The authorization, waited on (up to ``within`` seconds) while one of its
+        challenges is ``processing``: a run killed right after answering leaves the CA
+        validating, and only the outcome says whether the order can still be finalized."""
+        deadline = time.monotonic() + within
+        interval = FIRST_POLL
+        while True:
+            authz, retry_after = self._fetch_authorization(url)
+            busy = authz.status == "pending" and any(
+                c.status == "processing" for c in authz.challenges)
+            if not busy or time.monotonic() >= deadline:
+                return authz
+            self._sleep_until(time.monotonic() + (retry_after if retry_after is not None
+                                                  else interval), deadline, f"authorization {url}")
+            interval = min(interval * POLL_FACTOR, POLL_CAP)
 
     def require_valid_authorizations(self, order: Order) -> None:
         """AuthorizationFailed (with the CA's words) unless no authorization is dead."""
