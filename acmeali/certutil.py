@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
@@ -28,16 +27,40 @@ from acmeali.names import covers
 # this is accepted rather than failing a fresh issuance over clock drift.
 CLOCK_SKEW = timedelta(minutes=5)
 
-_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+_BEGIN = b"-----BEGIN CERTIFICATE-----"
+_END = b"-----END CERTIFICATE-----"
 
 
 def _bytes(pem: bytes | str) -> bytes:
     return pem.encode("ascii", "replace") if isinstance(pem, str) else pem
 
 
+def pem_blocks(data: bytes) -> list[bytes]:
+    """The ``BEGIN``..``END CERTIFICATE`` blocks of ``data``, in linear time.
+
+    A lazy regex (``BEGIN.+?END``) rescans to the end of the text for every BEGIN without
+    an END: 200 KB of such lines took seconds. Here each byte is looked at a bounded
+    number of times: once the text holds no further END, no block can follow.
+    """
+    blocks: list[bytes] = []
+    pos = 0
+    while True:
+        start = data.find(_BEGIN, pos)
+        if start < 0:
+            return blocks
+        end = data.find(_END, start + len(_BEGIN))
+        if end < 0:
+            return blocks
+        # The innermost BEGIN before this END opens the block (a stray BEGIN line before
+        # a real certificate must not swallow it).
+        inner = data.rfind(_BEGIN, start, end)
+        blocks.append(data[inner:end + len(_END)])
+        pos = end + len(_END)
+
+
 def load_chain(pem: bytes | str) -> list[x509.Certificate]:
     """Every certificate in a PEM text, in order (leaf first for a fullchain)."""
-    blocks = _PEM_CERT.findall(_bytes(pem))
+    blocks = pem_blocks(_bytes(pem))
     if not blocks:
         raise StoreError("no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")
     certs: list[x509.Certificate] = []
@@ -158,6 +181,76 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     except Exception:  # InvalidSignature, ValueError (names), TypeError (key type)
         return False
     return True
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    return cert.issuer == cert.subject and _signed_by(cert, cert)
+
+
+def check_chain_complete(fullchain_pem: bytes | str, *, anchors: Sequence[bytes] = (),
+                         previous_intermediates: int = 0) -> None:
+    """Refuse a chain a TLS client could not follow to a root; StoreError says why.
+
+    ``check_bundle`` proves the links present are signed by each other; this adds what
+    it cannot see: (1) at least one intermediate, unless the leaf is signed directly by a
+    trusted root and the lineage's previous chain had none either: a CA that sent one
+    before and none now sent a broken chain; (2) where a trusted root (``anchors``, DER)
+    carries the name the chain's top certificate points to, the top certificate must
+    really be signed by (or be) one of them. A root nobody here knows is not checked:
+    that is a promise this function cannot keep (docs/issuing.md says so).
+    """
+    chain = load_chain(fullchain_pem)
+    top = chain[-1]
+    roots = []
+    for der in anchors:
+        try:
+            roots.append(x509.load_der_x509_certificate(der))
+        except ValueError:
+            continue
+    if len(chain) == 1:
+        leaf = chain[0]
+        if previous_intermediates:
+            raise StoreError(f"the CA sent the certificate without any intermediate "
+                             f"certificate, where the previous one came with "
+                             f"{previous_intermediates}; servers would send an incomplete "
+                             "chain, so it was not stored")
+        if not any(r.subject == leaf.issuer and _signed_by(leaf, r) for r in roots):
+            raise StoreError("the CA sent the certificate without its issuer (no "
+                             "intermediate certificate, and no trusted root signed it); "
+                             "servers would send an incomplete chain, so it was not stored")
+        return
+    if _self_signed(top):
+        named = [r for r in roots if r.subject == top.subject]
+        if named and not any(fingerprint(r) == fingerprint(top) for r in named):
+            raise StoreError(f"the chain ends in a root named {_subject(top)!r} that is not "
+                             "the trusted root of that name")
+        return
+    named = [r for r in roots if r.subject == top.issuer]
+    if named and not any(_signed_by(top, r) for r in named):
+        raise StoreError(f"the chain's top certificate {_subject(top)!r} is not signed by "
+                         f"the trusted root {_cn(top.issuer) or top.issuer.rfc4514_string()!r}"
+                         " it names")
+
+
+TLS_FEATURE_NAMES = {x509.TLSFeatureType.status_request: "OCSP must-staple",
+                     x509.TLSFeatureType.status_request_v2: "OCSP multi-staple"}
+
+
+def dropped_extensions(csr_der: bytes, leaf_pem: bytes | str) -> list[str]:
+    """Extensions the CSR asked for that the issued certificate lacks (TLS features such
+    as must-staple; names are checked by ``check_bundle``). A CA may drop them silently
+    (several stopped supporting must-staple); the user asked, so the user is told."""
+    csr = x509.load_der_x509_csr(csr_der)
+    leaf = load_chain(leaf_pem)[0]
+    try:
+        asked = csr.extensions.get_extension_for_class(x509.TLSFeature).value
+    except x509.ExtensionNotFound:
+        return []
+    try:
+        got = set(leaf.extensions.get_extension_for_class(x509.TLSFeature).value)
+    except x509.ExtensionNotFound:
+        got = set()
+    return [TLS_FEATURE_NAMES.get(f, f"TLS feature {f.value}") for f in asked if f not in got]
 
 
 def check_bundle(key: keys.PrivateKey, fullchain_pem: bytes | str, names: Sequence[str], *,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from acmeali.errors import ConfigError
-from acmeali.validate import DAYS, JITTER, TIMEOUT
+from acmeali.validate import DAYS, JITTER, RUN_TIMEOUT, TIMEOUT
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -96,6 +96,8 @@ class RenewalSettings:
     post_hook: str | None = None
     deploy_hook: str | None = None
     failure_hook: str | None = None
+    # Wall-clock limit of one `renew` run (seconds, 0 = none); see docs/renewal.md.
+    run_timeout: float = 10800.0
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,7 @@ def _make_checkers(ctx: _Ctx) -> dict[str, Checker]:
         "port": integer(1, 65535), "ttl": integer(1, 86400), "keep": integer(1, 1000),
         "keep0": integer(0, 1000), "concurrency": integer(1, 64),
         "timeout": number(*TIMEOUT), "days": number(*DAYS), "jitter": number(*JITTER),
+        "run_timeout": number(*RUN_TIMEOUT),
         "key_type": choice(KEY_TYPES), "challenge": choice(CHALLENGES),
         "dns": choice(DNS_PROVIDERS), "site": choice(SITES), "protocol": choice(("https", "http")),
         "emails": str_list(email), "domains": str_list(domain), "targets": str_list(target),
@@ -310,7 +313,7 @@ _ACME_KEYS = {
 _RENEWAL_KEYS = {
     "days_before_expiry": "days", "keep_versions": "keep", "concurrency": "concurrency",
     "jitter": "jitter", "pre_hook": "opt_string", "post_hook": "opt_string",
-    "deploy_hook": "opt_string", "failure_hook": "opt_string",
+    "deploy_hook": "opt_string", "failure_hook": "opt_string", "run_timeout": "run_timeout",
 }
 _ALIYUN_KEYS = {"region": "string", "site": "site", "profile": "opt_string", "protocol": "protocol"}
 _CAS_KEYS = {"cleanup_old": "boolean", "keep_previous": "keep0"}

@@ -285,6 +285,7 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
         # wait_authorizations returns only when all are valid, so no order re-fetch is needed.
         _solve(client, order, spec, env)
     if order.status in ("ready", "pending"):
+        client.require_valid_authorizations(order)  # free: all seen valid by now
         ui.progress(f"{spec.name}: finalizing")
         order = client.finalize(order, csr_der, time.monotonic() + FINALIZE_TIMEOUT)
     elif order.status == "processing":
@@ -302,6 +303,7 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
         certutil.check_bundle(key, fullchain.encode(), list(spec.domains))
     else:
         _check_csr_bundle(fullchain, list(spec.domains))
+    _check_issued(spec, meta, fullchain, csr_der, env, client)
     cert_pem, chain_pem = certutil.split_fullchain(fullchain)
 
     if spec.dry_run:
@@ -484,6 +486,25 @@ def _check_csr_bundle(fullchain: str, domains: list[str]) -> None:
         raise StoreError(f"the issued certificate does not cover {', '.join(missing)}")
 
 
+def _check_issued(spec: IssueSpec, meta: LineageMeta, fullchain: str, csr_der: bytes,
+                  env: Environment, client: AcmeClient) -> None:
+    """Issue 12 items 5 and 17: a chain clients can follow, and what the CSR asked for."""
+    from acmeali import certutil
+    from acmeali.acme.transport import trust_anchors
+
+    previous = 0
+    if meta.current is not None and not spec.dry_run:
+        try:
+            previous = len(certutil.load_chain(env.store.read_live(spec.name).chain))
+        except (AcmealiError, OSError):
+            previous = 0  # no (readable) chain.pem before: nothing to compare with
+    certutil.check_chain_complete(fullchain, anchors=trust_anchors(client.transport.ca_bundle),
+                                  previous_intermediates=previous)
+    for what in certutil.dropped_extensions(csr_der, fullchain):
+        env.ui.warn(f"{spec.name}: the CA left out the {what} extension the request asked "
+                    "for; the certificate was stored without it")
+
+
 def _resume_order(client: AcmeClient, meta: LineageMeta, spec: IssueSpec) -> Order | None:
     """Reuse the order a killed run left behind, when the CA still has it usable."""
     pending = meta.pending_order
@@ -493,8 +514,15 @@ def _resume_order(client: AcmeClient, meta: LineageMeta, spec: IssueSpec) -> Ord
         return None
     try:
         order = client.fetch_order(pending["url"])
+        dead = (client.dead_authorizations(order, settle=60.0)
+                if order.status in ("pending", "ready") else [])
     except AcmealiError as exc:
         log.info("%s: stored order not usable (%s); starting a new one", spec.name, exc)
+        return None
+    if dead:
+        # Issue 12 item 1: a server may leave such an order pending; it is dead anyway.
+        log.info("%s: stored order can never be finalized (%s); starting a new one",
+                 spec.name, ", ".join(f"{a.name} {a.status}" for a in dead))
         return None
     if order.status in ("pending", "ready", "processing", "valid"):
         env_msg = f"{spec.name}: resuming the interrupted order ({order.status})"
@@ -536,6 +564,7 @@ def _solve(client: AcmeClient, order: Order, spec: IssueSpec, env: Environment) 
         solver.wait_ready(tasks, time.monotonic() + spec.settings.dns_timeout)
         for chall in chosen:
             client.answer_challenge(chall)
+        checkpoint("after-answer")  # crash tests: answered, not yet validated
         ui.progress(f"{spec.name}: waiting for the CA to validate")
         client.wait_authorizations(order, deadline)
     finally:

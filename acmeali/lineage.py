@@ -57,6 +57,7 @@ class AriState:
     selected: str | None = None  # random moment in the window, chosen once per window
     next_poll: str | None = None  # do not re-fetch before (Retry-After)
     explanation_url: str | None = None
+    failures: int = 0  # ARI requests failed in a row (backoff grows with it)
 
 
 @dataclass

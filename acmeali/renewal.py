@@ -168,6 +168,7 @@ class RenewOptions:
     deploy_hook: str | None = None  # --deploy-hook only: it outranks every lineage's own
     default_deploy_hook: str | None = None  # [renewal] deploy_hook: for lineages without one
     failure_hook: str | None = None
+    run_timeout: float = 0.0  # seconds; 0 = no limit (see acmeali.watchdog)
 
 
 @dataclass
@@ -191,14 +192,19 @@ class RenewReport:
 
 
 def renew_all(store: FileStore, make_env: Callable[[], Environment], opts: RenewOptions,
-              config: Config, *, now: datetime | None = None) -> RenewReport:
+              config: Config, *, now: datetime | None = None,
+              say: Callable[[str], None] | None = None) -> RenewReport:
     """One ``renew`` run. ``make_env`` is called only when there is network work to do."""
+    from acmeali.watchdog import RunWatchdog
+
     report = RenewReport()
-    try:
-        with store.lock("renew-run", wait=0):
-            _renew_locked(store, make_env, opts, config, report, now or utcnow())
-    except LockHeld as exc:
-        report.lock_busy = exc.message
+    with RunWatchdog(opts.run_timeout, what="renew run", knob="renew --timeout / "
+                     "[renewal] run_timeout", say=say):
+        try:
+            with store.lock("renew-run", wait=0):
+                _renew_locked(store, make_env, opts, config, report, now or utcnow())
+        except LockHeld as exc:
+            report.lock_busy = exc.message
     return report
 
 
@@ -262,6 +268,9 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
     for m in metas:  # the trust roots each lineage's CA was issued with (issue --ca-bundle)
         if m.ca_bundle:
             env.bundles.setdefault(m.server, m.ca_bundle)
+    from acmeali.watchdog import cap_requests
+
+    cap_requests()  # the run's deadline now bounds every request to the CA
 
     if polls:
         _poll_ari(polls, env, now, report)
@@ -333,35 +342,71 @@ def _note_next(report: RenewReport, metas: list[LineageMeta],
                               key=lambda x: x[1])
 
 
+ARI_DEFAULT_RETRY = 21600  # RFC 9773 §4.3: no Retry-After, poll again in six hours
+ARI_ERROR_BACKOFF = 900  # first retry after a failed ARI request, doubling per failure
+ARI_ERROR_BACKOFF_MAX = 86400
+
+
+def ari_error_backoff(failures: int, retry_after: float | None) -> float:
+    """Seconds before asking again after ``failures`` failed ARI requests in a row.
+
+    Without a backoff every `renew` (twice a day from cron, or every few minutes from a
+    timer) would go online for the lineage, and print the same warning, forever.
+    """
+    wait = min(float(ARI_ERROR_BACKOFF * 2 ** max(failures - 1, 0)), ARI_ERROR_BACKOFF_MAX)
+    return max(wait, min(retry_after or 0.0, ARI_ERROR_BACKOFF_MAX))
+
+
 def _poll_ari(metas: list[LineageMeta], env: Environment, now: datetime,
               report: RenewReport) -> None:
-    """Fetch RFC 9773 renewal info for lineages whose Retry-After has passed."""
+    """Fetch RFC 9773 renewal info for lineages whose Retry-After has passed.
+
+    Whatever happens to one lineage's request (the CA lacks ARI, answers an error, the
+    answer is dropped or cut short) the others are polled, and the outcome is recorded so
+    that the next run stays offline until it is worth asking again: a CA without
+    ``renewalInfo`` clears the lineage's ARI state, a failure backs off exponentially.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     def poll(meta: LineageMeta) -> None:
         assert meta.ari is not None
+        ari: AriState | None = meta.ari
         try:
-            info = env.client(meta.server).renewal_info(meta.ari.cert_id)
-        except AcmealiError as exc:
-            log.warning("%s: renewal info not available (%s); using the lifetime rule",
-                        meta.name, exc.message)
-            return
-        if info is None:
-            return
-        choose_ari_moment(meta.ari, info.start, info.end, now)
-        retry = info.retry_after if info.retry_after is not None else 21600
-        meta.ari.next_poll = to_iso(now + timedelta(seconds=retry))
-        meta.ari.explanation_url = info.explanation_url
-        if info.explanation_url:
-            env.ui.info(f"{meta.name}: the CA explains its renewal window at "
-                        f"{info.explanation_url}")
+            client = env.client(meta.server)
+            if not client.directory.renewal_info:
+                ari = None  # the CA (no longer) offers ARI: the lifetime rule decides
+            else:
+                assert ari is not None
+                info = client.renewal_info(ari.cert_id)
+                assert info is not None
+                choose_ari_moment(ari, info.start, info.end, now)
+                retry = info.retry_after if info.retry_after is not None else ARI_DEFAULT_RETRY
+                ari.next_poll = to_iso(now + timedelta(seconds=retry))
+                ari.explanation_url = info.explanation_url
+                ari.failures = 0
+                if info.explanation_url:
+                    env.ui.info(f"{meta.name}: the CA explains its renewal window at "
+                                f"{info.explanation_url}")
+        except Exception as exc:  # one lineage's ARI never stops the others
+            message = exc.message if isinstance(exc, AcmealiError) else repr(exc)
+            if not isinstance(exc, AcmealiError):
+                log.debug("ARI poll of %s failed", meta.name, exc_info=True)
+            ari = meta.ari
+            ari.failures += 1
+            retry_after = getattr(exc, "retry_after", None)
+            wait = ari_error_backoff(ari.failures, retry_after
+                                     if isinstance(retry_after, (int, float)) else None)
+            ari.next_poll = to_iso(now + timedelta(seconds=wait))
+            env.ui.info(f"{meta.name}: renewal info not available ({message}); using the "
+                        f"lifetime rule, asking again after {ari.next_poll}")
+        meta.ari = ari
         try:
             with env.store.lock(meta.name, wait=0):
                 fresh = env.store.load_meta(meta.name)
                 if fresh.current and meta.current and fresh.current.serial == meta.current.serial:
-                    fresh.ari = meta.ari
+                    fresh.ari = ari
                     env.store.save_meta(fresh)
-        except LockHeld:
+        except (LockHeld, StoreError):
             pass
 
     with ThreadPoolExecutor(max_workers=min(8, len(metas))) as pool:

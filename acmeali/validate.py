@@ -54,6 +54,7 @@ def integer(value: int, *, lo: int, hi: int, what: str = "value") -> int:
 DAYS = (0.0, 100000.0)
 JITTER = (0.0, 86400.0)
 TIMEOUT = (1.0, 86400.0)
+RUN_TIMEOUT = (0.0, 604800.0)  # a whole renew run; 0 = no limit
 
 
 # --------------------------------------------------------------------------- names

@@ -235,3 +235,50 @@ def test_check_bundle_validity(chain: Chain) -> None:
     slightly = make_cert("example.com", k, chain.inter, chain.inter_key, ca=False,
                          sans=["example.com"], not_before=NOW + dt.timedelta(minutes=1))
     certutil.check_bundle(k, pem(slightly, chain.inter), ["example.com"])
+
+
+# ------------------------------------------------------------------ issue 12 items 8 and 17
+def test_pem_scan_is_linear_on_unmatched_begin_lines() -> None:
+    # A lazy BEGIN.+?END regex rescans to the end for every BEGIN: quadratic. 2 MB of
+    # them took minutes; a linear scan takes milliseconds (bound generous for busy CI).
+    import time
+
+    junk = b"-----BEGIN CERTIFICATE-----\n" * 75000
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="no PEM certificate"):
+        certutil.load_chain(junk)
+    assert time.monotonic() - started < 5
+
+
+def test_stray_begin_lines_do_not_swallow_a_certificate(chain: Chain) -> None:
+    text = b"-----BEGIN CERTIFICATE-----\ngarbage\n" + chain.fullchain
+    assert [c.subject for c in certutil.load_chain(text)] == [chain.leaf.subject,
+                                                              chain.inter.subject]
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_chain_without_intermediate_is_refused(chain: Chain) -> None:
+    with pytest.raises(StoreError, match="without its issuer"):
+        certutil.check_chain_complete(pem(chain.leaf), anchors=[_der(chain.root)])
+    with pytest.raises(StoreError, match="previous one came with 1"):
+        certutil.check_chain_complete(pem(chain.leaf), previous_intermediates=1)
+    # Directly under a trusted root, and never with an intermediate before: accepted.
+    certutil.check_chain_complete(pem(chain.inter), anchors=[_der(chain.root)])
+
+
+def test_chain_checked_against_the_trusted_root_of_its_name(chain: Chain) -> None:
+    certutil.check_chain_complete(chain.fullchain, anchors=[_der(chain.root)])
+    certutil.check_chain_complete(chain.fullchain)  # root unknown here: not checked
+    impostor_key = ec.generate_private_key(ec.SECP384R1())
+    impostor = make_cert("Test Root", impostor_key, None, impostor_key, ca=True)
+    with pytest.raises(StoreError, match="not signed by the trusted root 'Test Root'"):
+        certutil.check_chain_complete(chain.fullchain, anchors=[_der(impostor)])
+    # Several roots of one name (a re-keyed root): the one that signed it counts.
+    certutil.check_chain_complete(chain.fullchain, anchors=[_der(impostor), _der(chain.root)])
+    # A chain that carries a root of a trusted name must carry that very root.
+    with pytest.raises(StoreError, match="not the trusted root of that name"):
+        certutil.check_chain_complete(chain.fullchain + pem(chain.root),
+                                      anchors=[_der(impostor)])

@@ -60,6 +60,9 @@ POLL_FACTOR = 2.0
 POLL_CAP = 2.5
 
 _FINAL_AUTHZ = {"valid", "invalid", "deactivated", "expired", "revoked"}
+# Final states from which an authorization never becomes valid (RFC 8555 §7.1.6): an order
+# holding one can never be finalized, whatever status the server still shows for it.
+DEAD_AUTHZ = _FINAL_AUTHZ - {"valid"}
 
 
 def identifier_for(name: str) -> Identifier:
@@ -312,6 +315,45 @@ class AcmeClient:
                 out.append(authz)
         return out
 
+    def dead_authorizations(self, order: Order, *, settle: float = 0.0
+                            ) -> list[Authorization]:
+        """The order's authorizations in a final state other than ``valid``.
+
+        §7.1.6 says such an order is ``invalid``, but servers exist that leave it
+        ``pending`` until it expires (a day on some CAs): finalizing it fails every time,
+        so callers drop the order and place a new one. Costs no request for
+        authorizations already seen valid. With ``settle``, an authorization whose
+        challenge is still being validated is waited on for up to that many seconds.
+        """
+        out = []
+        for url in order.authorizations:
+            authz = self._valid_authz.get(url) or self._settled(url, settle)
+            if authz.status in DEAD_AUTHZ:
+                out.append(authz)
+        return out
+
+    def _settled(self, url: str, within: float) -> Authorization:
+        """The authorization, waited on (up to ``within`` seconds) while one of its
+        challenges is ``processing``: a run killed right after answering leaves the CA
+        validating, and only the outcome says whether the order can still be finalized."""
+        deadline = time.monotonic() + within
+        interval = FIRST_POLL
+        while True:
+            authz, retry_after = self._fetch_authorization(url)
+            busy = authz.status == "pending" and any(
+                c.status == "processing" for c in authz.challenges)
+            if not busy or time.monotonic() >= deadline:
+                return authz
+            self._sleep_until(time.monotonic() + (retry_after if retry_after is not None
+                                                  else interval), deadline, f"authorization {url}")
+            interval = min(interval * POLL_FACTOR, POLL_CAP)
+
+    def require_valid_authorizations(self, order: Order) -> None:
+        """AuthorizationFailed (with the CA's words) unless no authorization is dead."""
+        dead = self.dead_authorizations(order)
+        if dead:
+            raise AuthorizationFailed([_failure(a) for a in dead])
+
     def answer_challenge(self, challenge: Challenge) -> Challenge:
         """Tell the CA the challenge is ready (§7.5.1: payload is an empty object)."""
         resp = self._post(challenge.url, {}, retry_safe=True)
@@ -398,9 +440,9 @@ class AcmeClient:
         if not order.certificate:
             raise AcmeUsageError("the order has no certificate yet (finalize first)")
         resp = self._post(order.certificate, None, accept=PEM_CHAIN)
-        chains = [resp.content.decode("ascii")]
+        chains = [_pem_text(resp)]
         for alt in resp.links("alternate"):
-            chains.append(self._post(alt, None, accept=PEM_CHAIN).content.decode("ascii"))
+            chains.append(_pem_text(self._post(alt, None, accept=PEM_CHAIN)))
         return chains
 
     # ------------------------------------------------------------------ revocation, ARI
@@ -413,10 +455,15 @@ class AcmeClient:
         if code:
             payload["reason"] = code  # 0 is the default; omitting it is what CAs expect
         url = self.directory.revoke_cert
-        if cert_key is not None:
-            self._post(url, payload, jwk_key=cert_key)
-        else:
-            self._post(url, payload)
+        try:
+            if cert_key is not None:
+                self._post(url, payload, jwk_key=cert_key)
+            else:
+                self._post(url, payload)
+        except AcmeProblem as problem:
+            problem.hint = _revoke_hint(problem, by_cert_key=cert_key is not None,
+                                        reason=reason)
+            raise
 
     def renewal_info(self, cert_id: str) -> RenewalInfo | None:
         """ARI (RFC 9773 §4.1): unauthenticated GET; None when the CA has no renewalInfo."""
@@ -438,6 +485,43 @@ class AcmeClient:
 
     def dns01_value(self, token: str) -> str:
         return jws.dns01_txt_value(self.key_authorization(token))
+
+
+def _pem_text(resp: Response) -> str:
+    """A certificate answer as text: PEM is ASCII (RFC 7468 §2), anything else is refused."""
+    try:
+        return resp.content.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise TransportError(
+            f"the certificate chain from {resp.url} is not ASCII PEM (byte 0x"
+            f"{resp.content[exc.start]:02x} at offset {exc.start}); nothing was stored",
+            hint="the CA (or a proxy in between) sent a damaged certificate; run again "
+                 "later, the order is kept and resumed") from None
+
+
+def _revoke_hint(problem: AcmeProblem, *, by_cert_key: bool, reason: str) -> str:
+    """What is true when the CA refuses a revocation (RFC 8555 §7.6).
+
+    The problem types' default hints assume an account request: "register an account
+    first" after a revocation signed by the certificate's key would send the user to
+    register that key as an account, which is exactly what must not happen.
+    """
+    if problem.type == "alreadyRevoked":
+        return "the CA already lists this certificate as revoked; nothing more to do"
+    if problem.type == "badRevocationReason":
+        return (f"this CA does not accept the reason {reason!r}; try --reason unspecified "
+                "(or keyCompromise, when the key leaked)")
+    if by_cert_key:
+        return ("the CA refused a revocation signed by the certificate's own key (acmeali "
+                "checked the key belongs to the certificate): check that --server is the CA "
+                "that issued it, or revoke with the ACME account that ordered it (leave out "
+                "--key / --use-cert-key)")
+    if problem.type in ("unauthorized", "accountDoesNotExist"):
+        return ("this account may not revoke the certificate (it did not order it and holds "
+                "no valid authorization for all its names): revoke with the certificate's "
+                "own key (--key FILE, or --use-cert-key for a lineage)")
+    return ("the CA refused the revocation; its words are above. Check that --server is "
+            "the CA that issued the certificate")
 
 
 def _reason_code(reason: str) -> int:

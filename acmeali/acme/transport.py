@@ -6,11 +6,23 @@ every response, errors included, so HEAD ``newNonce`` is paid only when the pool
 (RFC 8555 §7.2); ``badNonce`` retried with the fresh nonce the error carried (§6.5);
 bounded retries with backoff for connection errors and 5xx where a retry is harmless;
 problem documents mapped to exceptions in one place.
+
+A hostile or broken network must cost bounded time and memory (issue 12, items 6-8):
+- every request has a *wall-clock* deadline (``timeout``), not only a per-read one: the
+  TLS socket re-arms its timeout to the time left before each read, so a CA trickling one
+  byte a second fails after ``timeout`` seconds instead of never; an optional deadline for
+  the whole run (``set_run_deadline``, from ``renew --timeout``) caps every request too;
+- bodies are streamed and refused past ``MAX_BODY`` (ACME JSON and PEM chains are
+  kilobytes), so a 100 MB answer costs 1 MiB of memory at most;
+- every failure of requests/urllib3/http.client/socket while sending or reading is mapped
+  here, in ``_send``: retried when the request is safe to repeat, else one clear
+  ``TransportError``. Nothing below this module reaches the user as a traceback.
 """
 
 from __future__ import annotations
 
 import email.utils
+import http.client
 import json
 import logging
 import ssl
@@ -24,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 import requests.adapters
 import requests.utils
+import urllib3.exceptions
 from urllib3.exceptions import NewConnectionError
 
 from acmeali import __version__
@@ -43,6 +56,12 @@ PROBLEM_JSON = "application/problem+json"
 MAX_BAD_NONCE_RETRIES = 20
 MAX_ATTEMPTS = 4  # first try + 3 retries on connection errors / 5xx
 MAX_SERVER_RETRY_AFTER = 10.0  # longer Retry-After on a 5xx: give up and tell the user
+MAX_BODY = 1 << 20  # ACME JSON and PEM chains are kilobytes; refuse anything past 1 MiB
+_CHUNK = 16384
+
+# Failures that say the request itself is wrong: repeating it cannot help.
+_NEVER_RETRY = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader)
 
 Signer = Callable[[str], Mapping[str, Any]]  # nonce -> flattened JWS
 
@@ -98,6 +117,54 @@ class Response:
         return out
 
 
+# --------------------------------------------------------------------------- deadlines
+_local = threading.local()  # .deadline: monotonic time the current request must end by
+_run_deadline: float | None = None
+
+
+def set_run_deadline(deadline: float | None) -> None:
+    """Cap every later request of this process at ``deadline`` (a ``time.monotonic()``
+    value; None lifts the cap). ``renew --timeout`` sets it so a slow CA cannot keep the
+    run, and the locks it holds, beyond its time limit."""
+    global _run_deadline
+    _run_deadline = deadline
+
+
+def run_deadline_passed() -> bool:
+    return _run_deadline is not None and time.monotonic() >= _run_deadline
+
+
+class RequestDeadline(TimeoutError):
+    """The current request's wall-clock deadline passed (raised from a socket read)."""
+
+
+class _DeadlineSSLSocket(ssl.SSLSocket):
+    """Before every read, the socket timeout becomes the time left for the whole request.
+
+    requests' ``timeout`` bounds each read, so a server sending a byte every few seconds
+    is never timed out; re-arming the timeout per read turns it into a deadline. Installed
+    as ``SSLContext.sslsocket_class`` (the documented way to subclass SSLSocket); ACME is
+    HTTPS only, so every CA connection goes through it.
+    """
+
+    def _arm(self) -> None:
+        deadline = getattr(_local, "deadline", None)
+        if deadline is None:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RequestDeadline("request deadline passed")
+        self.settimeout(left)
+
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:
+        self._arm()
+        return super().read(len, buffer)
+
+    def do_handshake(self, block: bool = False) -> None:
+        self._arm()
+        super().do_handshake(block)
+
+
 class _ExtraRootsAdapter(requests.adapters.HTTPAdapter):
     """Verifies with an SSLContext holding certifi + system roots + the user's bundle.
 
@@ -140,10 +207,19 @@ def trust_context(ca_bundle: str | None) -> ssl.SSLContext:
         return ctx
 
 
+def trust_anchors(ca_bundle: str | None) -> list[bytes]:
+    """DER of the root certificates this client trusts (certifi, the system CA file,
+    ``ca_bundle``): what an issued chain is checked against where one of them is its root.
+    Roots the system keeps only in a hashed directory are not listed (OpenSSL loads
+    those lazily), so for them the check is skipped, not failed."""
+    return list(trust_context(ca_bundle).get_ca_certs(binary_form=True))
+
+
 def _build_context(ca_bundle: str | None) -> ssl.SSLContext:
     import certifi
 
     ctx = ssl.create_default_context(cafile=certifi.where())
+    ctx.sslsocket_class = _DeadlineSSLSocket
     ctx.load_default_certs()
     if ca_bundle:
         try:
@@ -170,6 +246,29 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
     return False
 
 
+def _describe(exc: BaseException) -> str:
+    """A short, stable name for what went wrong (no message parsing, no secrets)."""
+    known: list[tuple[type[BaseException], str]] = [
+        (requests.exceptions.ChunkedEncodingError, "the answer was cut short"),
+        (requests.exceptions.ContentDecodingError, "the answer could not be decompressed"),
+        (requests.exceptions.ConnectTimeout, "connecting timed out"),
+        (requests.exceptions.ReadTimeout, "no answer in time"),
+        (requests.exceptions.InvalidURL, "invalid URL"),
+        (requests.exceptions.TooManyRedirects, "too many redirects"),
+    ]
+    for kind, text in known:
+        if isinstance(exc, kind):
+            return text
+    if _caused_by(exc, NewConnectionError):
+        return "connection refused or unreachable"
+    if _caused_by(exc, http.client.RemoteDisconnected) or _caused_by(
+            exc, ConnectionResetError):
+        return "the connection was dropped without an answer"
+    if _caused_by(exc, urllib3.exceptions.ProtocolError):
+        return "the connection broke mid-answer"
+    return type(exc).__name__
+
+
 class Transport:
     """HTTP for one ACME server. Thread-safe enough for a bounded renewal pool."""
 
@@ -180,8 +279,8 @@ class Transport:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
         self.session.verify = True
-        if ca_bundle:
-            self.session.mount("https://", _ExtraRootsAdapter(trust_context(ca_bundle)))
+        # Always our own context: it carries the deadline socket (and the extra roots).
+        self.session.mount("https://", _ExtraRootsAdapter(trust_context(ca_bundle)))
         self.ca_bundle = ca_bundle
         self._nonces: deque[str] = deque(maxlen=32)
         self._lock = threading.Lock()
@@ -194,7 +293,7 @@ class Transport:
         self.session.close()
 
     # ------------------------------------------------------------------ nonces
-    def _feed(self, resp: requests.Response) -> None:
+    def _feed(self, resp: requests.Response | Response) -> None:
         nonce = resp.headers.get("Replay-Nonce")
         if nonce:
             with self._lock:
@@ -213,46 +312,104 @@ class Transport:
     # ------------------------------------------------------------------ sending
     def _send(self, method: str, url: str, *, retry_safe: bool,
               body: Callable[[], bytes] | None = None,
-              headers: Mapping[str, str] | None = None) -> requests.Response:
+              headers: Mapping[str, str] | None = None) -> Response:
         """One logical request with bounded retries; feeds the nonce pool every time.
 
         ``body()`` is called per attempt: a retried POST must be signed with a fresh nonce,
-        the previous one may have been consumed by the CA.
+        the previous one may have been consumed by the CA. The one place where failures
+        of the HTTP stack become ``TransportError`` (or a retry).
         """
         attempt = 0
         while True:
             attempt += 1
+            if run_deadline_passed():
+                raise TransportError(f"not sending {method} {url}: the run's time limit "
+                                     "has passed", hint="raise `renew --timeout` (or "
+                                     "[renewal] run_timeout) if the CA is merely slow")
             data = body() if body is not None else None
             with self._lock:
                 self.request_count += 1
                 self.requests_log.append((method, url))
+            deadline = time.monotonic() + self.timeout
+            if _run_deadline is not None:
+                deadline = min(deadline, _run_deadline)
+            _local.deadline = deadline
             try:
-                resp = self.session.request(method, url, data=data, headers=dict(headers or {}),
-                                            timeout=self.timeout, allow_redirects=False)
+                resp = self._exchange(method, url, data, headers)
+            except TransportError:
+                raise
             except requests.exceptions.SSLError as exc:
+                if time.monotonic() >= deadline:
+                    raise self._deadline_error(method, url) from exc
                 raise self._tls_error(url, exc) from exc
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
+                    http.client.HTTPException, OSError, ValueError) as exc:
+                # ValueError: what urllib3/http.client raise on some malformed answers.
+                if time.monotonic() >= deadline:
+                    # Wall-clock deadline: a CA this slow will not be faster on a retry.
+                    raise self._deadline_error(method, url) from exc
                 # A refused/failed connect never reached the CA: always safe to repeat.
                 unsent = (isinstance(exc, requests.exceptions.ConnectTimeout)
                           or _caused_by(exc, NewConnectionError))
-                if attempt < MAX_ATTEMPTS and (retry_safe or unsent):
+                if (attempt < MAX_ATTEMPTS and (retry_safe or unsent)
+                        and not isinstance(exc, _NEVER_RETRY)):
                     delay = self.backoff * 2 ** (attempt - 1)
                     log.debug("%s %s failed (%s); retry in %.1fs", method, url,
                               type(exc).__name__, delay)
                     time.sleep(delay)
                     continue
-                raise TransportError(f"cannot reach the CA at {url}: {type(exc).__name__}",
-                                     hint="check the network, proxy settings and the "
-                                     "server URL") from exc
-            self._feed(resp)
-            log.debug("%s %s -> %d (%d bytes)", method, url, resp.status_code,
-                      len(resp.content))
-            if resp.status_code >= 500 and retry_safe and attempt < MAX_ATTEMPTS:
-                wait = parse_retry_after(resp.headers.get("Retry-After"))
+                raise TransportError(
+                    f"cannot reach the CA at {url}: {_describe(exc)}",
+                    hint="check the network, proxy settings and the server URL"
+                    + ("" if retry_safe else "; the request was not repeated because "
+                       "repeating it could act twice")) from exc
+            finally:
+                _local.deadline = None
+            log.debug("%s %s -> %d (%d bytes)", method, url, resp.status, len(resp.content))
+            if resp.status >= 500 and retry_safe and attempt < MAX_ATTEMPTS:
+                wait = resp.retry_after
                 if wait is None or wait <= MAX_SERVER_RETRY_AFTER:
                     time.sleep(self.backoff * 2 ** (attempt - 1) if wait is None else wait)
                     continue
             return resp
+
+    def _exchange(self, method: str, url: str, data: bytes | None,
+                  headers: Mapping[str, str] | None) -> Response:
+        """Send once and read the body, at most ``MAX_BODY`` bytes of it."""
+        resp = self.session.request(method, url, data=data, headers=dict(headers or {}),
+                                    timeout=self.timeout, allow_redirects=False, stream=True)
+        try:
+            self._feed(resp)
+            declared = resp.headers.get("Content-Length", "").strip()
+            if declared.isdigit() and int(declared) > MAX_BODY:
+                raise self._too_large(url, f"it announced {int(declared)} bytes")
+            content = bytearray()
+            if method != "HEAD":
+                for chunk in resp.iter_content(_CHUNK):
+                    content += chunk
+                    if len(content) > MAX_BODY:
+                        raise self._too_large(url, "it sent more")
+        finally:
+            resp.close()  # a fully read body returns the connection to the pool
+        return Response(status=resp.status_code, headers=resp.headers, content=bytes(content),
+                        url=resp.url or url)
+
+    @staticmethod
+    def _too_large(url: str, how: str) -> TransportError:
+        return TransportError(f"the answer from {url} is larger than {MAX_BODY // 1024} KiB "
+                              f"({how}); ACME answers are a few kilobytes, so it was refused",
+                              hint="the CA (or a proxy in between) is misbehaving; check the "
+                                   "server URL and any proxy settings")
+
+    def _deadline_error(self, method: str, url: str) -> TransportError:
+        if run_deadline_passed():
+            return TransportError(f"{method} {url} was cut off: the run's time limit passed",
+                                  hint="raise `renew --timeout` (or [renewal] run_timeout) "
+                                       "if the CA is merely slow")
+        return TransportError(f"no complete answer to {method} {url} within "
+                              f"{self.timeout:g} s",
+                              hint="the CA or the network is too slow; retry later or raise "
+                                   "[acme] timeout")
 
     @staticmethod
     def _tls_error(url: str, exc: BaseException) -> TransportError:
@@ -263,24 +420,21 @@ class Transport:
                      "(it is added to the system roots; verification is never turned off)")
         return TransportError(f"TLS handshake with {url} failed: {type(exc).__name__}")
 
-    def _result(self, resp: requests.Response) -> Response:
-        out = Response(status=resp.status_code, headers=resp.headers, content=resp.content,
-                       url=resp.url or "")
-        if resp.status_code < 400:
+    def _result(self, out: Response) -> Response:
+        if out.status < 400:
             return out
-        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        retry_after = out.retry_after
+        ctype = out.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype == PROBLEM_JSON or ctype == "application/json":
             try:
-                doc = resp.json()
+                doc = json.loads(out.content)
             except ValueError:
                 doc = None
             if isinstance(doc, dict) and "type" in doc:
-                problem = problem_from_json(doc, status=resp.status_code,
-                                            retry_after=retry_after, url=out.url)
+                problem = problem_from_json(doc, status=out.status,
+                                            retry_after=out.retry_after, url=out.url)
                 log.debug("problem %s from %s: %s", problem.type, out.url, problem.detail)
                 raise problem
-        raise TransportError(f"HTTP {resp.status_code} from {out.url} (not an ACME answer)")
+        raise TransportError(f"HTTP {out.status} from {out.url} (not an ACME answer)")
 
     # ------------------------------------------------------------------ public API
     def get(self, url: str, *, accept: str | None = None) -> Response:

@@ -32,6 +32,9 @@ def register(cp: CommandParsers) -> None:
     p.add_argument("--pre-hook", metavar="CMD", help="run once before the first renewal")
     p.add_argument("--post-hook", metavar="CMD", help="run once after the last renewal")
     p.add_argument("--deploy-hook", metavar="CMD", help="run for each renewed lineage")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="give up the whole run after SECONDS, release its locks, exit 1 "
+                        "(default: [renewal] run_timeout, 10800; 0 = no limit)")
     p.add_argument("--failure-hook", metavar="CMD",
                    help="run when anything failed (ACMEALI_FAILURES in its environment)")
     p.set_defaults(handler=run)
@@ -49,6 +52,9 @@ def check_flags(a: Any) -> None:
         if a.jitter is not None:
             validate.number(a.jitter, lo=validate.JITTER[0], hi=validate.JITTER[1],
                             what="--jitter")
+        if a.timeout is not None:
+            validate.number(a.timeout, lo=validate.RUN_TIMEOUT[0], hi=validate.RUN_TIMEOUT[1],
+                            what="--timeout")
     except validate.InvalidValue as exc:
         raise UsageError(str(exc)) from None
 
@@ -73,7 +79,8 @@ def run(ctx: Context) -> int:
         concurrency=a.concurrency or r.concurrency, dry_run=a.dry_run,
         pre_hook=a.pre_hook or r.pre_hook, post_hook=a.post_hook or r.post_hook,
         deploy_hook=a.deploy_hook, default_deploy_hook=r.deploy_hook,
-        failure_hook=a.failure_hook or r.failure_hook)
+        failure_hook=a.failure_hook or r.failure_hook,
+        run_timeout=a.timeout if a.timeout is not None else r.run_timeout)
 
     from acmeali.preflight import check_hooks
 
@@ -89,7 +96,7 @@ def run(ctx: Context) -> int:
         env: Environment = make_environment(ctx)
         return env
 
-    report = renew_all(ctx.store, make_env, opts, ctx.config)
+    report = renew_all(ctx.store, make_env, opts, ctx.config, say=ctx.ui.error)
     ui = ctx.ui
     if report.lock_busy:
         ui.info(f"another renew is running; nothing to do ({report.lock_busy})")
