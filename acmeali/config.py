@@ -5,7 +5,10 @@ because a cron job's only feedback is that one line. Unknown keys are errors: a 
 that silently does nothing is worse than a refusal.
 
 This module is on the start-up path of ``renew``: stdlib only (plus ``names``, ``targets``
-and ``aliyun.services``, imported when needed, which are stdlib only too).
+and ``aliyun.services``, imported when needed, and the DNS provider table
+``solvers.registry``, which are stdlib only too). A DNS provider's own table
+(``[dns.<name>]``, or ``<name> = {...}`` inside one ``[[certificates]]``) is checked by
+that provider's ``options``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from acmeali.errors import ConfigError
+from acmeali.solvers.registry import PROVIDERS
 from acmeali.validate import DAYS, JITTER, RUN_TIMEOUT, TIMEOUT
 
 if sys.version_info >= (3, 11):
@@ -27,7 +31,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 KEY_TYPES = ("ec256", "ec384", "rsa2048", "rsa3072", "rsa4096")
 CHALLENGES = ("http-01", "dns-01")
-DNS_PROVIDERS = ("hook", "manual", "alidns")
+DNS_PROVIDERS = tuple(PROVIDERS)
 SITES = ("china", "international")
 STORAGE_BACKEND_NAMES = ("files", "postgresql")  # store.seam.STORAGE_BACKENDS
 
@@ -70,6 +74,8 @@ class CertSettings:
     dns_timeout: float = 300.0
     dns_ttl: int = 600
     dns_zone: str | None = None
+    # provider -> its options: [dns.<provider>], then the certificate's own <provider> table
+    dns_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     preferred_chain: str | None = None
     profile: str | None = None
     deploy: tuple[str, ...] = ()
@@ -321,7 +327,7 @@ _STORAGE_KEYS = {"backend": "backend", "dsn": "opt_string", "key_file": "opt_str
 _LOGGING_KEYS = {"enabled": "boolean", "file": "opt_string", "max_bytes": "log_bytes",
                  "backups": "log_backups"}
 _TOP_KEYS = ("state_dir", "acme", "defaults", "certificates", "renewal", "aliyun", "storage",
-             "logging")
+             "logging", "dns")
 
 
 def _table(ctx: _Ctx, v: Any, path: str) -> dict[str, Any]:
@@ -360,6 +366,10 @@ def parse_config(data: Mapping[str, Any], source: str | None = None) -> Config:
         raise ctx.err("acme.eab_kid", "eab_hmac_key is set, so eab_kid is required too")
     defaults_kw = _section(ctx, checks, _table(ctx, data.get("defaults", {}), "defaults"),
                            _CERT_KEYS, "defaults")
+    dns_tables = {name: _provider_table(ctx, name, raw, f"dns.{name}")
+                  for name, raw in _table(ctx, data.get("dns", {}), "dns").items()}
+    if dns_tables:
+        defaults_kw["dns_options"] = dns_tables
     defaults = CertSettings(**defaults_kw)
     renewal = RenewalSettings(**_section(
         ctx, checks, _table(ctx, data.get("renewal", {}), "renewal"), _RENEWAL_KEYS, "renewal"))
@@ -414,7 +424,13 @@ def parse_config(data: Mapping[str, Any], source: str | None = None) -> Config:
             raise ctx.err(f"{prefix}.name", f"duplicate lineage name {name!r}")
         seen.add(name)
         overrides = _section(ctx, checks, raw, _CERT_KEYS, prefix,
-                             allowed_extra=("name", "domains"))
+                             allowed_extra=("name", "domains", *DNS_PROVIDERS))
+        own = {p: _provider_table(ctx, p, raw[p], f"{prefix}.{p}")
+               for p in DNS_PROVIDERS if p in raw}
+        if own:
+            overrides["dns_options"] = {
+                p: {**defaults.dns_options.get(p, {}), **own.get(p, {})}
+                for p in {*defaults.dns_options, *own}}
         settings = replace(defaults, **overrides)
         _check_cert_settings(ctx, settings, domains, prefix)
         certs.append(CertificateConfig(name=name, domains=tuple(dict.fromkeys(domains)),
@@ -435,8 +451,32 @@ def _check_cert_settings(ctx: _Ctx, s: CertSettings, domains: tuple[str, ...], p
         if wild:
             raise ctx.err(f"{prefix}.challenge", f"{wild[0]} is a wildcard, which http-01 cannot "
                                                  "validate; use challenge = \"dns-01\"")
-    if s.challenge == "dns-01" and s.dns == "hook" and not s.dns_hook:
+    if s.challenge != "dns-01":
+        return
+    from acmeali.solvers import registry
+
+    options = registry.provider_options(s.dns, s)
+    if s.dns == "hook" and not options.get("command"):  # without importing the hook runner
         raise ctx.err(f"{prefix}.dns_hook", "dns = \"hook\" needs dns_hook = \"<command>\"")
+    try:
+        if s.dns != "hook":
+            registry.check_complete(s.dns, options)
+    except registry.OptionError as exc:
+        raise ctx.err(f"{prefix}.{s.dns}.{exc.key}",
+                      f"dns = \"{s.dns}\" needs {exc.key} (in [dns.{s.dns}] or this "
+                      f"certificate's {s.dns} table): {exc.message}") from None
+
+
+def _provider_table(ctx: _Ctx, name: str, raw: Any, path: str) -> dict[str, Any]:
+    """One DNS provider's options, checked by the provider itself."""
+    from acmeali.solvers import registry
+
+    if name not in registry.PROVIDERS:
+        raise ctx.err(path, f"unknown DNS provider; expected one of {', '.join(DNS_PROVIDERS)}")
+    try:
+        return registry.check_options(name, _table(ctx, raw, path))
+    except registry.OptionError as exc:
+        raise ctx.err(f"{path}.{exc.key}", exc.message) from None
 
 
 def check_lineage_name(name: str, what: str = "--name") -> str:

@@ -266,6 +266,8 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
         # Before any account exists: a profile the CA lacks must not register one.
         env.client(server).check_profile(spec.settings.profile)
     client = env.account_client(server)
+    if not spec.dry_run:
+        _clean_dns_leftovers(spec, env)
 
     order = _resume_order(client, meta, spec) if not spec.dry_run else None
     if order is None:
@@ -531,6 +533,17 @@ def _resume_order(client: AcmeClient, meta: LineageMeta, spec: IssueSpec) -> Ord
     return None
 
 
+def _clean_dns_leftovers(spec: IssueSpec, env: Environment) -> None:
+    """TXT records a killed earlier run of this lineage left in its zone go first."""
+    from acmeali.solvers.ledger import RecordLedger
+
+    ledger = RecordLedger(env.store, spec.name)
+    if ledger.path.exists():
+        from acmeali.solvers.dns01 import clean_leftovers
+
+        clean_leftovers(ledger, spec.settings, env.ui, env.aliyun)
+
+
 def _solve(client: AcmeClient, order: Order, spec: IssueSpec, env: Environment) -> None:
     """Present every challenge, wait until ready, answer all, poll, clean up in finally."""
     from acmeali.solvers import make_solver
@@ -540,7 +553,10 @@ def _solve(client: AcmeClient, order: Order, spec: IssueSpec, env: Environment) 
     pending = client.pending_authorizations(order)
     if not pending:
         return
-    solver = make_solver(spec.settings, ui, env.aliyun)
+    from acmeali.solvers.ledger import RecordLedger
+
+    ledger = None if spec.dry_run else RecordLedger(env.store, spec.name)
+    solver = make_solver(spec.settings, ui, env.aliyun, ledger=ledger)
     tasks: list[ChallengeTask] = []
     chosen = []
     for authz in pending:
@@ -557,11 +573,15 @@ def _solve(client: AcmeClient, order: Order, spec: IssueSpec, env: Environment) 
             txt_name=f"_acme-challenge.{ident}",
             txt_value=client.dns01_value(chall.token)))
         chosen.append(chall)
-    deadline = time.monotonic() + max(VALIDATION_TIMEOUT, spec.settings.dns_timeout + 60)
+    from acmeali.solvers.base import HasReadyTimeout
+
+    ready = (solver.ready_timeout() if isinstance(solver, HasReadyTimeout)
+             else spec.settings.dns_timeout)
+    deadline = time.monotonic() + max(VALIDATION_TIMEOUT, ready + 60)
     try:
         ui.progress(f"{spec.name}: publishing {len(tasks)} {solver.challenge_type} answer(s)")
         solver.present(tasks)
-        solver.wait_ready(tasks, time.monotonic() + spec.settings.dns_timeout)
+        solver.wait_ready(tasks, time.monotonic() + ready)
         for chall in chosen:
             client.answer_challenge(chall)
         checkpoint("after-answer")  # crash tests: answered, not yet validated

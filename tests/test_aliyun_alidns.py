@@ -11,7 +11,7 @@ import pytest
 from acmeali.config import CertSettings
 from acmeali.errors import ChallengeError
 from acmeali.solvers import make_solver
-from acmeali.solvers.alidns import AlidnsSolver
+from acmeali.solvers.alidns import Alidns, AlidnsSolver
 from acmeali.solvers.base import ChallengeTask
 from tests.emulator import AliyunEmulator
 from tests.peers.pebble import Pebble
@@ -57,7 +57,7 @@ def test_apex_and_wildcard_share_a_name_and_foreign_records_stay(
     apex, wild = _task(zone), _task(zone)  # example.com and *.example.com: same txt_name
     foreign = _add_by_hand(emu, zone, "_acme-challenge", "someone-elses-value")
     solver = make_solver(_settings(pebble, dns_ttl=600), make_ui(), settings_for(emu))
-    assert isinstance(solver, AlidnsSolver)
+    assert isinstance(solver.provider, Alidns)  # type: ignore[attr-defined]
 
     solver.present([apex, wild])
     values = _txt(emu, zone)

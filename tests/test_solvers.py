@@ -23,9 +23,11 @@ from acmeali.config import CertSettings
 from acmeali.errors import ChallengeError, UsageError
 from acmeali.solvers import check_supported, make_solver
 from acmeali.solvers.base import ChallengeTask, HasReadyTimeout
-from acmeali.solvers.dns01 import HookDnsSolver, wait_for_txt
+from acmeali.solvers.dns01 import Dns01Solver, wait_for_txt
+from acmeali.solvers.dnshook import Hook
 from acmeali.solvers.http01 import StandaloneSolver, WebrootSolver
-from acmeali.solvers.manual import ManualDnsSolver
+from acmeali.solvers.manual import Manual
+from acmeali.solvers.registry import ProviderEnv
 from acmeali.ui import UI
 from tests.peers.pebble import Pebble, free_port
 
@@ -80,11 +82,11 @@ def test_make_solver_picks_by_settings(tmp_path: Path) -> None:
     assert isinstance(make_solver(CertSettings(), ui), StandaloneSolver)
     assert isinstance(make_solver(CertSettings(webroot=str(tmp_path)), ui), WebrootSolver)
     hook = make_solver(CertSettings(challenge="dns-01", dns_hook="true"), ui)
-    assert isinstance(hook, HookDnsSolver)
+    assert isinstance(hook, Dns01Solver) and isinstance(hook.provider, Hook)
     assert hook.challenge_type == "dns-01"
     assert isinstance(hook, HasReadyTimeout)
-    assert isinstance(make_solver(CertSettings(challenge="dns-01", dns="manual"), ui),
-                      ManualDnsSolver)
+    manual = make_solver(CertSettings(challenge="dns-01", dns="manual"), ui)
+    assert isinstance(manual, Dns01Solver) and isinstance(manual.provider, Manual)
 
 
 # --------------------------------------------------------------------------- http-01
@@ -280,7 +282,7 @@ def test_dns_hook_gets_values_in_env_per_task(tmp_path: Path) -> None:
 
 def test_dns_hook_present_failure_shows_the_commands_words(tmp_path: Path) -> None:
     ui, err = quiet_ui()
-    solver = HookDnsSolver(CertSettings(
+    solver = make_solver(CertSettings(
         challenge="dns-01",
         dns_hook='echo "API says: zone $ACMEALI_DOMAIN not found" >&2; exit 4'), ui)
     with pytest.raises(ChallengeError) as info:
@@ -542,8 +544,8 @@ def test_manual_refuses_without_a_terminal(tmp_path: Path) -> None:
             check_supported(CertSettings(challenge="dns-01", dns="manual"), ["example.com"],
                             stdin=devnull)
         ui, _ = quiet_ui()
-        solver = ManualDnsSolver(CertSettings(challenge="dns-01", dns="manual"), ui,
-                                 stdin=devnull)
+        solver = make_solver(CertSettings(challenge="dns-01", dns="manual"), ui,
+                             stdin=devnull)
         with pytest.raises(UsageError, match="needs a terminal"):
             solver.present([task("example.com")])
 
@@ -552,8 +554,9 @@ def test_manual_prints_records_and_waits_for_enter_on_a_terminal() -> None:
     master, slave = os.openpty()
     with os.fdopen(slave, "r") as tty:
         ui, err = quiet_ui()
-        solver = ManualDnsSolver(CertSettings(challenge="dns-01", dns="manual"), ui, stdin=tty,
-                                 max_wait=10)
+        settings = CertSettings(challenge="dns-01", dns="manual")
+        manual = Manual({}, ProviderEnv(settings=settings, ui=ui, stdin=tty), max_wait=10)
+        solver = Dns01Solver(manual, settings, ui)
         threading.Timer(0.3, os.write, args=(master, b"\n")).start()
         tasks = [task("example.com", value="v1"), task("example.com", token="t2", value="v2")]
         solver.present(tasks)
@@ -562,7 +565,7 @@ def test_manual_prints_records_and_waits_for_enter_on_a_terminal() -> None:
     text = err.getvalue()
     assert '_acme-challenge.example.com.  TXT  "v1"' in text
     assert '_acme-challenge.example.com.  TXT  "v2"' in text
-    assert "delete the TXT records" in text
+    assert "delete the TXT record now: _acme-challenge.example.com \"v1\"" in text
 
 
 def test_missing_webroot_is_refused_up_front(tmp_path: Path) -> None:

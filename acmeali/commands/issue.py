@@ -32,7 +32,11 @@ def add_challenge_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--http-address", metavar="A", help="standalone http-01 bind address (all)")
     g.add_argument("--webroot", metavar="DIR",
                    help="answer http-01 by writing files under DIR/.well-known/acme-challenge")
-    g.add_argument("--dns", choices=DNS_PROVIDERS, help="dns-01 provider (implies dns-01)")
+    from acmeali.solvers.registry import PROVIDERS
+
+    g.add_argument("--dns", choices=DNS_PROVIDERS, metavar="PROVIDER",
+                   help="dns-01 provider (implies dns-01): " + "; ".join(
+                       f"{name}: {entry.summary}" for name, entry in PROVIDERS.items()))
     g.add_argument("--dns-hook", metavar="CMD",
                    help="command run with ACMEALI_ACTION/DOMAIN/TXT_NAME/TXT_VALUE in its env")
     g.add_argument("--dns-resolver", action="append", metavar="HOST:PORT",
@@ -40,7 +44,8 @@ def add_challenge_options(p: argparse.ArgumentParser) -> None:
                         "authoritative servers (repeatable)")
     g.add_argument("--dns-timeout", type=float, metavar="S",
                    help="how long to wait for DNS propagation (300)")
-    g.add_argument("--dns-zone", metavar="ZONE", help="Alidns zone, when it can't be found")
+    g.add_argument("--dns-zone", metavar="ZONE",
+                   help="Alidns zone, when it can't be found (or [dns.alidns] zone)")
 
 
 def register(cp: CommandParsers) -> None:
@@ -156,9 +161,10 @@ def flag_settings(base: CertSettings, args: argparse.Namespace) -> dict[str, Any
         except InvalidName as exc:
             raise UsageError(f"--dns-zone: {exc}") from None
     settings = replace(base, **kw)
-    if settings.challenge == "dns-01" and settings.dns == "hook" and not settings.dns_hook:
+    if settings.challenge == "dns-01" and settings.dns == "hook" and not (
+            settings.dns_hook or settings.dns_options.get("hook", {}).get("command")):
         raise UsageError("dns-01 with the hook provider needs --dns-hook CMD",
-                         hint="or choose --dns alidns / --dns manual")
+                         hint="or choose another --dns: " + ", ".join(DNS_PROVIDERS))
     return kw
 
 

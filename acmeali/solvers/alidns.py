@@ -1,7 +1,7 @@
-"""dns-01 through Alibaba Cloud DNS (Alidns): TXT records added and removed by API.
+"""``--dns alidns``: TXT records added and removed through Alibaba Cloud DNS (Alidns).
 
 What lego's alidns provider gets wrong, and this does not:
-- cleanup deletes only the records *this run created*, by RecordId. ``example.com`` and
+- removal deletes only the records *this run created*, by RecordId. ``example.com`` and
   ``*.example.com`` put two TXT values on the same ``_acme-challenge.example.com``, and a
   user may keep TXT records of their own there;
 - an identical record already present (Alidns answers ``DomainRecordDuplicate``, e.g. on the
@@ -9,35 +9,42 @@ What lego's alidns provider gets wrong, and this does not:
   pages of at most 100, the documented maximum) and treated as ours: the value is the digest
   of this challenge's token, so nobody else can have published it, and it is deleted at
   cleanup like any record we added -- no TXT record is left behind;
-- the zone is the configured ``dns_zone``, else the longest zone *this account hosts*
-  (``DescribeDomains``, every page, matched by ``DomainName`` or ``PunyCode``; listed once
-  per run), after following a CNAME on ``_acme-challenge`` (delegation of the challenge to
-  another zone, a common way to keep DNS write access away from the main zone).
+- the zone is the configured one (``[dns.alidns] zone``, or the older ``dns_zone``), else
+  the longest zone *this account hosts* (``DescribeDomains``, every page, matched by
+  ``DomainName`` or ``PunyCode``; listed once per run) that contains the name the record
+  really goes to (the solver has already followed a CNAME on ``_acme-challenge``).
   ``GetMainDomainName`` splits by public suffix and ignores the account's zones, so a
   delegated sub-zone (``dev.corp.example.com`` hosted here) needs the listing; it is only
   the fallback when the listing is not allowed;
 - an IDN zone is sent exactly as Alidns lists it, in Unicode (Alidns answers
   ``InvalidDomainName.NoExist`` to the punycode form); the record's ``RR`` stays ASCII.
 
-Every record is published before any waiting; propagation is checked by
-``DnsSolver.wait_ready`` (authoritative servers, or ``dns_resolvers``).
+CNAME following, the record ledger, propagation and cleanup are ``dns01.Dns01Solver``'s.
+The Alibaba SDK is imported only when a call is made.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from acmeali.aliyun.errors import AliyunError
 from acmeali.aliyun.services import Service
-from acmeali.config import AliyunSettings, CertSettings
 from acmeali.errors import ChallengeError
-from acmeali.solvers.base import ChallengeTask
-from acmeali.solvers.dns01 import DnsSolver
-from acmeali.ui import UI
+from acmeali.solvers.registry import (
+    OptionCheck,
+    ProviderEnv,
+    RecordData,
+    TxtRecord,
+    dns_name,
+)
+
+if TYPE_CHECKING:
+    from acmeali.config import AliyunSettings, CertSettings
+    from acmeali.solvers.dns01 import Dns01Solver
+    from acmeali.ui import UI
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +52,7 @@ ALIDNS = Service("alidns", "alibabacloud_alidns20150109", "alidns.aliyuncs.com",
 
 PAGE_SIZE = 100  # DescribeSubDomainRecords and DescribeDomains: "Maximum value: 100" (SDK)
 MAX_PAGES = 100
-CNAME_LOOKUP_LIFETIME = 10.0
+GONE = ("DomainRecordNotBelongToUser", "InvalidRR.NoExist")
 
 # The account's hosted zones, listed once per run (per endpoint/profile): [(as listed, ASCII)].
 _HOSTED: dict[tuple[str, ...], list[tuple[str, str]]] = {}
@@ -92,25 +99,19 @@ _NOT_ABOUT_THE_ZONE = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "Incomplet
                        "Throttling", "ServiceUnavailable")
 
 
-@dataclass
-class _Record:
-    zone: str
-    rr: str
-    fqdn: str
-    value: str
-    record_id: str
-    created: bool  # False: it was there already; never deleted by us
+class Alidns:
+    """The ``alidns`` DNS provider (credentials and endpoints from ``[aliyun]``)."""
 
+    name: ClassVar[str] = "alidns"
+    options: ClassVar[Mapping[str, OptionCheck]] = {"zone": dns_name}
 
-class AlidnsSolver(DnsSolver):
-    """The ``--dns alidns`` solver (Solver protocol, dns-01)."""
+    def __init__(self, options: Mapping[str, Any], env: ProviderEnv) -> None:
+        from acmeali.config import AliyunSettings
 
-    def __init__(self, settings: CertSettings, ui: UI, aliyun: AliyunSettings) -> None:
-        super().__init__(settings, ui)
-        self.aliyun = aliyun
-        self._records: dict[tuple[str, str], _Record] = {}
+        self.aliyun = env.aliyun or AliyunSettings()
+        self.ui = env.ui
+        self.zone = str(options.get("zone") or "").strip()
         self._zones: dict[str, tuple[str, str]] = {}
-        self._targets: dict[str, str] = {}
 
     # ------------------------------------------------------------------ plumbing
     def _call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -118,30 +119,6 @@ class AlidnsSolver(DnsSolver):
         from acmeali.aliyun.retry import call
 
         return call(make_client(ALIDNS, self.aliyun), action, params)
-
-    def record_name(self, txt_name: str) -> str:
-        """Where the TXT record goes: the end of the CNAME chain from ``txt_name``."""
-        name = txt_name.rstrip(".").lower()
-        cached = self._targets.get(name)
-        if cached:
-            return cached
-        import dns.exception
-
-        from acmeali.solvers import dns01
-
-        target = name
-        try:
-            resolver = dns01.make_resolver(self.settings.dns_resolvers or None,
-                                       CNAME_LOOKUP_LIFETIME)
-            target = dns01.follow_cname(name, resolver)[-1].lower()
-        except ChallengeError:
-            raise
-        except (dns.exception.DNSException, OSError) as exc:
-            log.debug("CNAME lookup of %s failed (%s); using the name itself", name, exc)
-        if target != name:
-            self.ui.info(f"{name} is a CNAME to {target}; the TXT record goes there")
-        self._targets[name] = target
-        return target
 
     def hosted_zones(self, *, fresh: bool = False) -> list[tuple[str, str]] | None:
         """Every zone of the account as (DomainName as listed, ASCII form), from all pages
@@ -183,7 +160,7 @@ class AlidnsSolver(DnsSolver):
         contains the name, else the longest zone the account hosts that does."""
         if fqdn in self._zones:
             return self._zones[fqdn]
-        configured = (self.settings.dns_zone or "").strip()
+        configured = self.zone
         if configured and _under(fqdn, ascii_name(configured)):
             zone, rr = listed_form(configured), _rr(fqdn, ascii_name(configured))
             self._zones[fqdn] = (zone, rr)
@@ -221,42 +198,34 @@ class AlidnsSolver(DnsSolver):
         self._zones[fqdn] = (zone, rr)
         return zone, rr
 
-    # ------------------------------------------------------------------ Solver protocol
-    def present(self, tasks: Sequence[ChallengeTask]) -> None:
-        """Add every TXT record (reusing identical ones); no waiting here."""
-        for task in tasks:
-            fqdn = self.record_name(task.txt_name)
-            key = (fqdn, task.txt_value)
-            if key in self._records:
-                continue
-            zone, rr = self.zone_of(fqdn)
-            self._records[key] = self._add(zone, rr, fqdn, task.txt_value)
-
-    def _add(self, zone: str, rr: str, fqdn: str, value: str) -> _Record:
+    # ------------------------------------------------------------------ DnsProvider
+    def add_txt(self, record: TxtRecord) -> RecordData | None:
+        zone, rr = self.zone_of(record.fqdn)
+        fqdn, value = record.fqdn, record.value
         params = {"DomainName": zone, "RR": rr, "Type": "TXT", "Value": value,
-                  "TTL": self.settings.dns_ttl}
+                  "TTL": record.ttl}
         try:
             body = self._call("AddDomainRecord", params)
         except AliyunError as exc:
             if exc.code != "DomainRecordDuplicate":
                 raise ChallengeError(f"Alidns: cannot add the TXT record {fqdn}: "
                                      f"{exc.message}", hint=exc.hint) from None
-            sub = zone if rr == "@" else f"{rr}.{zone}"
-            existing = self._find(zone, sub, value)
+            existing = self._find(zone, rr, value)
             if existing is None:
                 raise ChallengeError(f"Alidns says a TXT record {fqdn} with this value exists, "
                                      "but does not list it") from None
             # Same RR, type and value: the digest of this challenge's token, so ours (most
             # often our own add whose answer was lost, then retried); deleted at cleanup.
             log.info("TXT %s already holds the value (record %s); adopting it", fqdn, existing)
-            return _Record(zone, rr, fqdn, value, existing, created=True)
+            return {"record_id": existing, "zone": zone}
         record_id = str(body.get("RecordId") or "")
         if not record_id:
             raise ChallengeError(f"Alidns AddDomainRecord for {fqdn} returned no RecordId")
         self.ui.detail(f"added TXT {fqdn} (record {record_id})")
-        return _Record(zone, rr, fqdn, value, record_id, created=True)
+        return {"record_id": record_id, "zone": zone}
 
-    def _find(self, zone: str, sub: str, value: str) -> str | None:
+    def _find(self, zone: str, rr: str, value: str) -> str | None:
+        sub = zone if rr == "@" else f"{rr}.{zone}"
         seen = 0
         for page in range(1, MAX_PAGES + 1):
             body = self._call("DescribeSubDomainRecords", {
@@ -271,20 +240,26 @@ class AlidnsSolver(DnsSolver):
                 return None
         return None
 
-    def cleanup(self, tasks: Sequence[ChallengeTask]) -> None:
-        """Delete the records this solver created for ``tasks``; warns, never raises."""
-        for task in tasks:
-            try:
-                fqdn = self._targets.get(task.txt_name.rstrip(".").lower(),
-                                         task.txt_name.rstrip(".").lower())
-                rec = self._records.pop((fqdn, task.txt_value), None)
-                if rec is None or not rec.created:
-                    continue
-                self._call("DeleteDomainRecord", {"RecordId": rec.record_id})
-                self.ui.detail(f"deleted TXT {fqdn} (record {rec.record_id})")
-            except AliyunError as exc:
-                if exc.code in ("DomainRecordNotBelongToUser", "InvalidRR.NoExist"):
-                    continue
-                self.ui.warn(f"could not delete the TXT record {task.txt_name}: {exc.render()}")
-            except Exception as exc:  # cleanup must never raise
-                self.ui.warn(f"could not delete the TXT record {task.txt_name}: {exc}")
+    def remove_txt(self, record: TxtRecord, data: Mapping[str, str]) -> None:
+        """Delete by RecordId; without one (a run killed mid-add), find it by its value."""
+        record_id = data.get("record_id")
+        if not record_id:
+            zone, rr = self.zone_of(record.fqdn)
+            record_id = self._find(zone, rr, record.value)
+            if record_id is None:
+                return  # never added, or already gone
+        try:
+            self._call("DeleteDomainRecord", {"RecordId": record_id})
+        except AliyunError as exc:
+            if exc.code in GONE:
+                return
+            raise
+        self.ui.detail(f"deleted TXT {record.fqdn} (record {record_id})")
+
+
+def AlidnsSolver(settings: CertSettings, ui: UI, aliyun: AliyunSettings) -> Dns01Solver:
+    """The dns-01 solver with the Alidns provider (the shape library callers and tests use)."""
+    from acmeali.solvers.dns01 import Dns01Solver, build_provider
+
+    return Dns01Solver(build_provider("alidns", ProviderEnv(settings=settings, ui=ui,
+                                                            aliyun=aliyun)), settings, ui)

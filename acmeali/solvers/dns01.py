@@ -1,4 +1,9 @@
-"""dns-01 (RFC 8555 §8.4): publish TXT records by the user's hook, then wait until visible.
+"""dns-01 (RFC 8555 §8.4): the one dns-01 solver, whatever provider publishes the records.
+
+A provider (``registry.DnsProvider``) only adds and removes TXT records. ``Dns01Solver``
+does the rest for all of them: follows a CNAME on ``_acme-challenge``, publishes each
+(name, value) once, keeps the record ledger on disk before waiting (so a killed run's
+records are removed by the next run), waits for propagation, and cleans up without raising.
 
 Answering the challenge before the record has reached every authoritative server lets the
 CA ask a server that does not have it yet, and a failed authorization costs a new order
@@ -21,14 +26,25 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from acmeali.config import CertSettings
-from acmeali.errors import ChallengeError, UsageError
-from acmeali.hooks import HookError, run_hook
+from acmeali.errors import AcmealiError, ChallengeError, UsageError
+from acmeali.faults import checkpoint
+from acmeali.solvers import registry
 from acmeali.solvers.base import ChallengeTask
+from acmeali.solvers.ledger import LedgerEntry, RecordLedger
+from acmeali.solvers.registry import (
+    HasPropagationTimeout,
+    PresentsInBatch,
+    ProviderEnv,
+    RecordData,
+    TxtRecord,
+)
 from acmeali.ui import UI
 
 if TYPE_CHECKING:
     import dns.message
     import dns.resolver
+
+    from acmeali.config import AliyunSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,77 +52,171 @@ FIRST_INTERVAL = 0.5
 MAX_INTERVAL = 10.0
 QUERY_TIMEOUT = 3.0
 MAX_CNAME_HOPS = 10
-HOOK_TIMEOUT = 300.0
+CNAME_LOOKUP_LIFETIME = 10.0
 
 
-# --------------------------------------------------------------------------- hook solver
-class DnsSolver:
-    """Base of the dns-01 solvers: waiting for propagation is the same whoever publishes.
+# --------------------------------------------------------------------------- the solver
+def build_provider(name: str, env: ProviderEnv) -> registry.DnsProvider:
+    """A configured provider, or a UsageError naming what is missing."""
+    if name not in registry.PROVIDERS:
+        raise UsageError(f"unknown DNS provider {name!r}; "
+                         f"expected one of {', '.join(registry.PROVIDERS)}")
+    options = registry.provider_options(name, env.settings)
+    try:
+        registry.check_complete(name, options)
+    except registry.OptionError as exc:
+        raise UsageError(exc.message, hint=f"set it in [dns.{name}] of the config file") from None
+    provider: registry.DnsProvider = registry.provider_class(name)(options, env)
+    return provider
 
-    Subclasses (hook, manual, alidns) implement ``present`` and ``cleanup``.
-    """
+
+class Dns01Solver:
+    """The only dns-01 Solver: CNAME, dedupe, ledger, propagation and cleanup for every
+    provider. ``ledger`` is None for dry runs and library use: nothing is persisted."""
 
     challenge_type = "dns-01"
 
-    def __init__(self, settings: CertSettings, ui: UI) -> None:
+    def __init__(self, provider: registry.DnsProvider, settings: CertSettings, ui: UI, *,
+                 ledger: RecordLedger | None = None) -> None:
+        self.provider = provider
         self.settings = settings
         self.ui = ui
+        self.ledger = ledger
+        self._entries: list[LedgerEntry] = []   # published (or being published), not removed
+        self._targets: dict[str, str] = {}
 
+    # ------------------------------------------------------------------ CNAME
+    def record_name(self, txt_name: str) -> str:
+        """Where the TXT record goes: the end of the CNAME chain from ``txt_name``.
+
+        Users point ``_acme-challenge`` at a zone they can update by API (delegation keeps
+        write access away from the main zone). Providers that publish the name as given
+        (the hook, manual: the user's own tooling decides) set ``follows_cname = False``.
+        """
+        name = txt_name.rstrip(".").lower()
+        if not getattr(self.provider, "follows_cname", True):
+            return name
+        cached = self._targets.get(name)
+        if cached:
+            return cached
+        import dns.exception
+
+        target = name
+        try:
+            resolver = make_resolver(self.settings.dns_resolvers or None, CNAME_LOOKUP_LIFETIME)
+            target = follow_cname(name, resolver)[-1].lower()
+        except (dns.exception.DNSException, OSError) as exc:
+            log.debug("CNAME lookup of %s failed (%s); using the name itself", name, exc)
+        if target != name:
+            self.ui.info(f"{name} is a CNAME to {target}; the TXT record goes there")
+        self._targets[name] = target
+        return target
+
+    # ------------------------------------------------------------------ Solver protocol
     def ready_timeout(self) -> float:
-        return self.settings.dns_timeout
+        timeout = self.settings.dns_timeout
+        if isinstance(self.provider, HasPropagationTimeout):
+            timeout = max(timeout, self.provider.propagation_timeout())
+        return timeout
 
-    def wait_ready(self, tasks: Sequence[ChallengeTask], deadline: float) -> None:
-        wait_for_txt(tasks, resolvers=self.settings.dns_resolvers,
-                     timeout=self.settings.dns_timeout, ui=self.ui, deadline=deadline)
-
-
-class HookDnsSolver(DnsSolver):
-    """Runs ``settings.dns_hook`` once per task, values in ``ACMEALI_*`` variables only."""
-
-    def __init__(self, settings: CertSettings, ui: UI) -> None:
-        super().__init__(settings, ui)
-        if not settings.dns_hook:
-            raise UsageError("--dns hook needs --dns-hook CMD (or dns_hook in the config)",
-                             hint="or choose --dns manual / --dns alidns")
-        self.command = settings.dns_hook
-        self._attempted: list[ChallengeTask] = []
-
-    def _env(self, action: str, task: ChallengeTask) -> dict[str, str]:
-        return {
-            "ACMEALI_ACTION": action,
-            "ACMEALI_DOMAIN": task.identifier,
-            "ACMEALI_TXT_NAME": task.txt_name,
-            "ACMEALI_TXT_VALUE": task.txt_value,
-            "ACMEALI_TXT_TTL": str(self.settings.dns_ttl),
-        }
+    def _save(self) -> None:
+        if self.ledger is not None:
+            self.ledger.save(list(self._entries))
 
     def present(self, tasks: Sequence[ChallengeTask]) -> None:
+        """Publish every (name, value) once; the ledger is on disk before the first add."""
+        new: list[LedgerEntry] = []
+        seen = {(e.record.fqdn, e.record.value) for e in self._entries}
         for task in tasks:
-            # Recorded before running: a hook failing halfway may have created the record.
-            self._attempted.append(task)
-            try:
-                run_hook(self.command, self._env("present", task), timeout=HOOK_TIMEOUT,
-                         what=f"DNS hook (present {task.txt_name})")
-            except HookError as exc:
-                raise ChallengeError(
-                    f"the DNS hook could not publish {task.txt_name} TXT for "
-                    f"{task.identifier}: {exc.message}",
-                    hint=exc.hint or "run the hook by hand with ACMEALI_ACTION=present and "
-                                     "ACMEALI_TXT_NAME/ACMEALI_TXT_VALUE set to see why") from None
+            fqdn = self.record_name(task.txt_name)
+            if (fqdn, task.txt_value) in seen:
+                continue
+            seen.add((fqdn, task.txt_value))
+            record = TxtRecord(identifier=task.identifier, name=task.txt_name.rstrip("."),
+                               fqdn=fqdn, value=task.txt_value, ttl=self.settings.dns_ttl)
+            new.append(LedgerEntry(self.provider.name, record))
+        if not new:
+            return
+        self._entries.extend(new)
+        self._save()
+        try:
+            if isinstance(self.provider, PresentsInBatch):
+                self._confirm(new, self.provider.add_all([e.record for e in new]))
+            else:
+                for entry in new:
+                    self._confirm([entry], [self.provider.add_txt(entry.record)])
+        finally:
+            self._save()
+
+    def _confirm(self, entries: Sequence[LedgerEntry], results: Sequence[RecordData | None]
+                 ) -> None:
+        for entry, data in zip(entries, results, strict=True):
+            if data is None:  # identical record there before us: not ours to remove
+                self._entries.remove(entry)
+            else:
+                entry.data = dict(data)
+
+    def wait_ready(self, tasks: Sequence[ChallengeTask], deadline: float) -> None:
+        checkpoint("dns-propagation")  # crash tests: records published, ledger on disk
+        wait_for_txt(tasks, resolvers=self.settings.dns_resolvers,
+                     timeout=self.ready_timeout(), ui=self.ui, deadline=deadline)
 
     def cleanup(self, tasks: Sequence[ChallengeTask]) -> None:
-        for task in tasks:
-            if task not in self._attempted:
-                continue
-            self._attempted.remove(task)
-            try:
-                run_hook(self.command, self._env("cleanup", task), timeout=HOOK_TIMEOUT,
-                         what=f"DNS hook (cleanup {task.txt_name})")
-            except HookError as exc:
-                self.ui.warn(f"{exc.message} (the TXT record may need removing by hand)")
-            except Exception as exc:
-                self.ui.warn(f"DNS hook (cleanup {task.txt_name}): {exc}")
+        """Remove what ``present`` published for ``tasks``; warns, never raises."""
+        wanted = {(t.txt_name.rstrip(".").lower(), t.txt_value) for t in tasks}
+        mine = [e for e in self._entries if (e.record.name.lower(), e.record.value) in wanted]
+        for entry in mine:
+            if remove_entry(self.provider, entry, self.ui):
+                self._entries.remove(entry)
+        try:
+            self._save()
+        except Exception as exc:  # cleanup never raises
+            self.ui.warn(f"could not update the DNS record ledger: {exc}")
 
+
+def remove_entry(provider: registry.DnsProvider, entry: LedgerEntry, ui: UI) -> bool:
+    """``provider.remove_txt`` for one ledger entry; True when done, warns when not."""
+    rec = entry.record
+    try:
+        provider.remove_txt(rec, entry.data or {})
+        return True
+    except AcmealiError as exc:
+        ui.warn(f"could not remove the TXT record {rec.fqdn} (\"{rec.value}\"): {exc.render()}")
+    except Exception as exc:
+        ui.warn(f"could not remove the TXT record {rec.fqdn} (\"{rec.value}\"): {exc}")
+    return False
+
+
+def clean_leftovers(ledger: RecordLedger, settings: CertSettings, ui: UI,
+                    aliyun: AliyunSettings | None = None) -> None:
+    """Remove the TXT records an interrupted earlier run left (its ledger); never raises.
+
+    What cannot be removed now stays in the ledger for the next run, with a warning.
+    """
+    entries = ledger.load()
+    if not entries:
+        return
+    env = ProviderEnv(settings=settings, ui=ui, aliyun=aliyun)
+    providers: dict[str, registry.DnsProvider] = {}
+    left: list[LedgerEntry] = []
+    for entry in entries:
+        try:
+            provider = providers.get(entry.provider)
+            if provider is None:
+                provider = providers[entry.provider] = build_provider(entry.provider, env)
+        except AcmealiError as exc:
+            ui.warn(f"cannot remove the TXT record {entry.record.fqdn} an interrupted run left "
+                    f"({exc.message}); it is retried next time")
+            left.append(entry)
+            continue
+        if remove_entry(provider, entry, ui):
+            ui.detail(f"removed TXT {entry.record.fqdn} left by an interrupted run")
+        else:
+            left.append(entry)
+    try:
+        ledger.save(left)
+    except Exception as exc:
+        ui.warn(f"could not update the DNS record ledger: {exc}")
 
 # --------------------------------------------------------------------------- propagation
 @dataclass

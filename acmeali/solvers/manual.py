@@ -11,14 +11,11 @@ from __future__ import annotations
 import select
 import sys
 import time
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, TextIO
 
-from acmeali.config import CertSettings
 from acmeali.errors import ChallengeError, UsageError
-from acmeali.solvers.base import ChallengeTask
-from acmeali.solvers.dns01 import DnsSolver
-from acmeali.ui import UI
+from acmeali.solvers.registry import OptionCheck, ProviderEnv, RecordData, TxtRecord
 
 MAX_WAIT = 3600.0
 """How long we wait for Enter: bounded, like every wait; an order's authorizations last longer."""
@@ -40,34 +37,40 @@ def refuse_without_terminal(stream: TextIO | None = None) -> None:
                          hint="for unattended runs use --dns hook --dns-hook CMD or --dns alidns")
 
 
-class ManualDnsSolver(DnsSolver):
-    """Prints every TXT record at once, then one Enter for all of them."""
+class Manual:
+    """The ``manual`` DNS provider: every record shown at once, then one Enter for all."""
 
-    def __init__(self, settings: CertSettings, ui: UI, *, stdin: TextIO | None = None,
+    name: ClassVar[str] = "manual"
+    options: ClassVar[Mapping[str, OptionCheck]] = {}
+    follows_cname: ClassVar[bool] = False
+
+    def __init__(self, options: Mapping[str, Any], env: ProviderEnv, *,
                  max_wait: float = MAX_WAIT) -> None:
-        super().__init__(settings, ui)
-        self.stdin = stdin if stdin is not None else sys.stdin
+        self.ui = env.ui
+        self.stdin = env.stdin if env.stdin is not None else sys.stdin
         self.max_wait = max_wait
-        self._shown: list[ChallengeTask] = []
 
     def _say(self, text: str) -> None:
         # Straight to stderr even with -q: the user asked to be asked.
         self.ui.done_progress()
         print(text, file=self.ui.err, flush=True)
 
-    def present(self, tasks: Sequence[ChallengeTask]) -> None:
+    def add_txt(self, record: TxtRecord) -> RecordData | None:
+        return self.add_all([record])[0]
+
+    def add_all(self, records: Sequence[TxtRecord]) -> list[RecordData | None]:
         refuse_without_terminal(self.stdin)
-        if not tasks:
-            return
+        if not records:
+            return []
         lines = ["Create these DNS TXT records (TTL "
-                 f"{self.settings.dns_ttl}s or less), then press Enter:"]
-        for t in tasks:
-            lines.append(f"  {t.txt_name}.  TXT  \"{t.txt_value}\"   (for {t.identifier})")
-        if len({t.txt_name for t in tasks}) < len(tasks):
+                 f"{records[0].ttl}s or less), then press Enter:"]
+        for r in records:
+            lines.append(f"  {r.fqdn}.  TXT  \"{r.value}\"   (for {r.identifier})")
+        if len({r.fqdn for r in records}) < len(records):
             lines.append("  (a name listed twice needs both values, as two TXT records)")
         self._say("\n".join(lines))
-        self._shown.extend(tasks)
         self._wait_for_enter()
+        return [{} for _ in records]
 
     def _wait_for_enter(self) -> None:
         end = time.monotonic() + self.max_wait
@@ -82,13 +85,5 @@ class ManualDnsSolver(DnsSolver):
         if self.stdin.readline() == "":
             raise ChallengeError("dns-01 manual: stdin closed before Enter; giving up")
 
-    def cleanup(self, tasks: Sequence[ChallengeTask]) -> None:
-        shown = [t for t in tasks if t in self._shown]
-        if not shown:
-            return
-        self._shown = [t for t in self._shown if t not in shown]
-        names = sorted({t.txt_name for t in shown})
-        try:
-            self._say("You can delete the TXT records now: " + ", ".join(names))
-        except Exception:  # noqa: S110 - cleanup never raises
-            pass
+    def remove_txt(self, record: TxtRecord, data: Mapping[str, str]) -> None:
+        self._say(f"You can delete the TXT record now: {record.fqdn} \"{record.value}\"")
