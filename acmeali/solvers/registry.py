@@ -31,6 +31,7 @@ PROVIDERS: dict[str, Entry] = {
     "hook": Entry("acmeali.solvers.dnshook:Hook", "run your command ([dns.hook] command)"),
     "manual": Entry("acmeali.solvers.manual:Manual", "show the records, wait for Enter"),
     "alidns": Entry("acmeali.solvers.alidns:Alidns", "Alibaba Cloud DNS API ([aliyun])"),
+    "rfc2136": Entry("acmeali.solvers.rfc2136:Rfc2136", "RFC 2136 update + TSIG ([dns.rfc2136])"),
 }
 
 # Flat CertSettings keys older than the provider tables; they still set these options.
