@@ -1,0 +1,144 @@
+"""DNS records of a killed run are removed by the next run (issue 12 item 10).
+
+A run is SIGKILLed for real while it waits for DNS propagation: its TXT records are in
+the zone, nothing of it runs any more. The next run of the lineage must remove them, for
+Alidns (records with ids, in the emulator) and for the hook provider (a hook that, like a
+record-per-call DNS API, adds one record per ``present`` and removes one per ``cleanup``).
+The killed run is held in the propagation wait by pointing ``--dns-resolver`` at a second
+challtestsrv that never has the record; the next run checks propagation where Pebble
+validates, resumes the interrupted order and finishes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_acmeali
+from tests.emulator import AliyunEmulator
+from tests.peers.pebble import ChallTestSrv, Pebble, wait_until
+
+# A hook keeping its "zone" in a JSON list of [name, value] records: present appends one
+# record per call, cleanup removes one record with that value; the zone is mirrored into
+# challtestsrv so that Pebble sees it.
+ZONE_HOOK = r'''
+import json, os, sys, urllib.request
+zone_file, mgmt = sys.argv[1], sys.argv[2]
+action, name = os.environ["ACMEALI_ACTION"], os.environ["ACMEALI_TXT_NAME"]
+value = os.environ["ACMEALI_TXT_VALUE"]
+records = json.load(open(zone_file)) if os.path.exists(zone_file) else []
+if action == "present":
+    records.append([name, value])
+elif [name, value] in records:
+    records.remove([name, value])
+tmp = zone_file + ".tmp"
+json.dump(records, open(tmp, "w"))
+os.replace(tmp, zone_file)
+def post(path, body):
+    req = urllib.request.Request(f"{mgmt}/{path}", data=json.dumps(body).encode(), method="POST")
+    urllib.request.urlopen(req, timeout=5).read()
+post("clear-txt", {"host": name + "."})
+for n, v in records:
+    if n == name:
+        post("set-txt", {"host": name + ".", "value": v})
+'''
+
+
+@pytest.fixture
+def silent_dns(tmp_path: Path) -> Iterator[ChallTestSrv]:
+    """A DNS server that answers, but never has the TXT record: the propagation wait lasts."""
+    srv = ChallTestSrv(tmp_path).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _config(tmp_path: Path, pebble: Pebble, extra: str = "") -> Path:
+    config = tmp_path / "acmeali.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n'
+        f'[acme]\nserver = "{pebble.directory_url}"\nca_bundle = "{pebble.ca_bundle}"\n'
+        'email = ["ops@example.test"]\nagree_tos = true\n'
+        f'[defaults]\ndns_timeout = 60\n' + extra)
+    return config
+
+
+def _start_killable(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    full = dict(os.environ)
+    full.update(env)
+    full["PYTHONPATH"] = str(REPO) + os.pathsep + full.get("PYTHONPATH", "")
+    return subprocess.Popen([sys.executable, "-m", "acmeali", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full, cwd=REPO,
+                            start_new_session=True)
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_alidns_records_of_a_killed_run_are_removed_next_run(
+        tmp_path: Path, pebble: Pebble, aliyun: AliyunEmulator, silent_dns: ChallTestSrv) -> None:
+    zone = "ledger-alidns.example.test"
+    aliyun.add_dns_zone(zone)
+    config = _config(tmp_path, pebble, aliyun.config_toml())
+    env = {**aliyun.env(), "ACMEALI_CONFIG": str(config)}
+
+    def txt() -> dict[str, str]:
+        return {rid: r["Value"] for rid, r in aliyun.state.dns_zones[zone].items()
+                if r["Type"] == "TXT"}
+
+    proc = _start_killable(["issue", "-d", zone, "-d", f"*.{zone}", "--dns", "alidns",
+                            "--dns-resolver", silent_dns.dns_address], env)
+    try:
+        wait_until(lambda: len(txt()) == 2, "both TXT records in Alidns", timeout=60)
+    finally:
+        _kill(proc)
+    leftovers = txt()
+    assert len(leftovers) == 2  # the killed run could not clean up
+
+    r = run_acmeali("issue", "-d", zone, "-d", f"*.{zone}", "--dns", "alidns", "--dns-resolver",
+                    pebble.challtestsrv.dns_address, env=env)
+    assert r.returncode == 0, r.stderr
+    assert txt() == {}, "records of the killed run are still in the zone"
+    deleted = {c["RecordId"] for c in aliyun.calls_of("DeleteDomainRecord")}
+    assert set(leftovers) <= deleted
+    ledger = tmp_path / "state" / "archive" / zone / "dns-records.json"
+    assert not ledger.exists()
+
+
+def test_hook_records_of_a_killed_run_are_removed_next_run(
+        tmp_path: Path, pebble: Pebble, silent_dns: ChallTestSrv) -> None:
+    domain = "ledger-hook.example.test"
+    zone_file = tmp_path / "zone.json"
+    script = tmp_path / "zonehook.py"
+    script.write_text(ZONE_HOOK)
+    hook = " ".join(shlex.quote(a) for a in (sys.executable, str(script), str(zone_file),
+                                             pebble.challtestsrv.mgmt_url))
+    env = {"ACMEALI_CONFIG": str(_config(tmp_path, pebble))}
+
+    def records() -> list[list[str]]:
+        return json.loads(zone_file.read_text()) if zone_file.exists() else []
+
+    proc = _start_killable(["issue", "-d", domain, "--dns-hook", hook,
+                            "--dns-resolver", silent_dns.dns_address], env)
+    try:
+        wait_until(lambda: len(records()) == 1, "the hook's TXT record", timeout=60)
+    finally:
+        _kill(proc)
+    assert len(records()) == 1
+
+    r = run_acmeali("issue", "-d", domain, "--dns-hook", hook, "--dns-resolver",
+                    pebble.challtestsrv.dns_address, env=env)
+    assert r.returncode == 0, r.stderr
+    assert records() == [], "the record of the killed run is still in the zone"
