@@ -32,6 +32,8 @@ class Bind:
     key_name: str = "acmeali-test-key"
     algorithm: str = "hmac-sha256"
     secret: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode())
+    # More keys allowed to update, by algorithm: name -> (algorithm, base64 secret).
+    extra_keys: dict[str, tuple[str, str]] = field(default_factory=dict)
     port: int = field(default_factory=free_tcp_udp_port)
     proc: subprocess.Popen[bytes] | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="acmeali-bind-")))
@@ -53,16 +55,19 @@ class Bind:
 
     def _config(self) -> str:
         d = self.workdir
+        keys = {self.key_name: (self.algorithm, self.secret), **self.extra_keys}
+        allowed = " ".join(f'key "{k}";' for k in keys)
         zones = "".join(
             f'zone "{z}" {{ type primary; file "{z}.zone"; '
-            f'allow-update {{ key "{self.key_name}"; }}; }};\n' for z in self.zones)
+            f'allow-update {{ {allowed} }}; }};\n' for z in self.zones)
+        key_stmts = "".join(f'key "{k}" {{ algorithm {alg}; secret "{secret}"; }};\n'
+                            for k, (alg, secret) in keys.items())
         return (f'options {{\n  directory "{d}";\n'
                 f'  listen-on port {self.port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n'
                 f'  pid-file none;\n  session-keyfile "{d}/session.key";\n'
                 f'  managed-keys-directory "{d}";\n  recursion no;\n'
                 f'  dnssec-validation no;\n  notify no;\n}};\ncontrols {{ }};\n'
-                f'key "{self.key_name}" {{ algorithm {self.algorithm}; '
-                f'secret "{self.secret}"; }};\n' + zones)
+                + key_stmts + zones)
 
     def start(self) -> Bind:
         binary = shutil.which("named") or (NAMED if os.path.exists(NAMED) else None)

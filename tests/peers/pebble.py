@@ -200,6 +200,7 @@ class PebbleOptions:
     retry_after_authz: int = 1
     retry_after_order: int = 1
     va_sleep: bool = False
+    dns_server: str | None = None  # HOST:PORT Pebble's VA asks (default: its challtestsrv)
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -268,7 +269,8 @@ class Pebble:
         env.update(o.extra_env)
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [binary, "-config", str(cfg_path), "-dnsserver", self.challtestsrv.dns_address,
+            [binary, "-config", str(cfg_path),
+             "-dnsserver", o.dns_server or self.challtestsrv.dns_address,
              "-strict=false"], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
         log.close()
 
