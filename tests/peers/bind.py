@@ -126,6 +126,7 @@ class Bind:
 
     def add_txt(self, name: str, value: str) -> None:
         """Publish a TXT value by hand (signed update), as another tool would."""
+        import dns.name
         import dns.query
         import dns.rcode
         import dns.tsigkeyring
@@ -133,7 +134,8 @@ class Bind:
 
         zone = next(z for z in self.zones if name.rstrip(".").endswith(z))
         upd = dns.update.UpdateMessage(zone + ".", keyring=dns.tsigkeyring.from_text(
-            {self.key_name: self.secret}), keyname=self.key_name, keyalgorithm=self.algorithm)
+            {self.key_name: self.secret}), keyname=dns.name.from_text(self.key_name),
+            keyalgorithm=self.algorithm)
         upd.add(name.rstrip(".") + ".", 60, "TXT", f'"{value}"')
         r = dns.query.tcp(upd, "127.0.0.1", port=self.port, timeout=5)
         assert r.rcode() == dns.rcode.NOERROR, dns.rcode.to_text(r.rcode())
