@@ -213,3 +213,16 @@ def test_config_table_reaches_the_certificate() -> None:
                                                   "tsig_key_name": "k"}}
     assert c.certificates[0].settings.dns_options == {
         "rfc2136": {"server": "ns2.example.com:5353", "tsig_key_name": "k"}}
+
+
+def test_missing_secret_is_refused_before_any_order(tmp_path: Path, bind: Bind,
+                                                    bind_pebble: Pebble) -> None:
+    env = _config(tmp_path, bind_pebble,
+                  f'[dns.rfc2136]\nserver = "{bind.address}"\ntsig_key_name = "k"\n')
+    orders = sum(1 for _, path in bind_pebble.requests_seen() if path.startswith("/order-plz"))
+    r = run_acmeali("issue", "-d", f"nosecret.{ZONE}", "--dns", "rfc2136", env=env)
+    assert r.returncode == 2, r.stderr
+    assert "needs the TSIG secret" in r.stderr and "ACMEALI_TSIG_SECRET" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert sum(1 for _, path in bind_pebble.requests_seen()
+               if path.startswith("/order-plz")) == orders

@@ -61,6 +61,12 @@ def check_supported(settings: CertSettings, domains: Iterable[str], *,
     except registry.OptionError as exc:
         raise UsageError(exc.message, hint=f"set it in [dns.{settings.dns}] of the config "
                                            f"file, or choose another --dns") from None
+    # Built once now (no network): a provider that cannot start (a TSIG secret missing or
+    # not base64) must say so before an order exists.
+    from acmeali.solvers.dns01 import build_provider
+    from acmeali.ui import UI
+
+    build_provider(settings.dns, registry.ProviderEnv(settings=settings, ui=UI(), stdin=stdin))
     if settings.dns == "manual":
         from acmeali.solvers.manual import refuse_without_terminal
 
