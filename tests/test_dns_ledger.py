@@ -68,7 +68,7 @@ def _config(tmp_path: Path, pebble: Pebble, extra: str = "") -> Path:
         f'state_dir = "{tmp_path / "state"}"\n'
         f'[acme]\nserver = "{pebble.directory_url}"\nca_bundle = "{pebble.ca_bundle}"\n'
         'email = ["ops@example.test"]\nagree_tos = true\n'
-        f'[defaults]\ndns_timeout = 60\n' + extra)
+        '[defaults]\ndns_timeout = 60\n' + extra)
     return config
 
 
@@ -142,3 +142,35 @@ def test_hook_records_of_a_killed_run_are_removed_next_run(
                     pebble.challtestsrv.dns_address, env=env)
     assert r.returncode == 0, r.stderr
     assert records() == [], "the record of the killed run is still in the zone"
+
+
+def test_renew_killed_at_the_propagation_wait_leaves_a_ledger_the_next_renew_uses(
+        tmp_path: Path, pebble: Pebble, aliyun: AliyunEmulator) -> None:
+    """The exact instant (``ACMEALI_CRASH_AT=dns-propagation``): records added, ledger on
+    disk with their ids, nothing waited for yet. ``renew`` picks the leftovers up too."""
+    zone = "ledger-renew.example.test"
+    aliyun.add_dns_zone(zone)
+    config = _config(tmp_path, pebble, f'dns_resolvers = ["{pebble.challtestsrv.dns_address}"]\n'
+                     + aliyun.config_toml())
+    env = {**aliyun.env(), "ACMEALI_CONFIG": str(config)}
+    r = run_acmeali("issue", "-d", zone, "-d", f"*.{zone}", "--dns", "alidns", env=env)
+    assert r.returncode == 0, r.stderr
+    state = tmp_path / "state"
+    (state / "accounts").rename(tmp_path / "old-accounts")  # no authorization to reuse
+
+    r = run_acmeali("renew", "--force", env={**env, "ACMEALI_CRASH_AT": "dns-propagation"})
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    in_zone = {rid: rec["Value"] for rid, rec in aliyun.state.dns_zones[zone].items()
+               if rec["Type"] == "TXT"}
+    assert len(in_zone) == 2
+    ledger = state / "archive" / zone / "dns-records.json"
+    assert ledger.stat().st_mode & 0o777 == 0o600
+    entries = json.loads(ledger.read_text())["records"]
+    assert {e["data"]["record_id"]: e["record"]["value"] for e in entries} == in_zone
+    assert {e["provider"] for e in entries} == {"alidns"}
+
+    r = run_acmeali("renew", "--force", env=env)
+    assert r.returncode == 0, r.stderr
+    assert not any(rec["Type"] == "TXT" for rec in aliyun.state.dns_zones[zone].values())
+    assert set(in_zone) <= {c["RecordId"] for c in aliyun.calls_of("DeleteDomainRecord")}
+    assert not ledger.exists()

@@ -295,6 +295,21 @@ def test_dns_hook_present_failure_shows_the_commands_words(tmp_path: Path) -> No
     assert "warning:" in err.getvalue() and "cleanup" in err.getvalue()
 
 
+def test_a_slow_providers_own_propagation_timeout_is_used() -> None:
+    """Optional capability (lego's ProviderTimeout): found at run time, never below ours."""
+    class Slow(Hook):
+        def propagation_timeout(self) -> float:
+            return 900.0
+
+    ui, _ = quiet_ui()
+    settings = CertSettings(challenge="dns-01", dns_hook="true", dns_timeout=60)
+    env = ProviderEnv(settings=settings, ui=ui)
+    assert Dns01Solver(Slow({"command": "true"}, env), settings, ui).ready_timeout() == 900
+    assert Dns01Solver(Hook({"command": "true"}, env), settings, ui).ready_timeout() == 60
+    fast = CertSettings(challenge="dns-01", dns_hook="true", dns_timeout=1200)
+    assert Dns01Solver(Slow({"command": "true"}, env), fast, ui).ready_timeout() == 1200
+
+
 # --------------------------------------------------------------------------- via challtestsrv
 def test_propagation_waits_until_the_record_appears(pebble: Pebble) -> None:
     cts = pebble.challtestsrv
