@@ -474,7 +474,7 @@ def _provider_table(ctx: _Ctx, name: str, raw: Any, path: str) -> dict[str, Any]
     if name not in registry.PROVIDERS:
         raise ctx.err(path, f"unknown DNS provider; expected one of {', '.join(DNS_PROVIDERS)}")
     try:
-        return registry.check_options(name, _table(ctx, raw, path))
+        return registry.validate_table(name, _table(ctx, raw, path))
     except registry.OptionError as exc:
         raise ctx.err(f"{path}.{exc.key}", exc.message) from None
 

@@ -107,10 +107,6 @@ class HasPropagationTimeout(Protocol):
     def propagation_timeout(self) -> float: ...
 
 
-def names() -> tuple[str, ...]:
-    return tuple(PROVIDERS)
-
-
 def provider_class(name: str) -> Any:
     """The provider class registered as ``name`` (KeyError if none)."""
     module, _, attr = PROVIDERS[name].target.partition(":")
@@ -128,7 +124,7 @@ def provider_options(name: str, settings: CertSettings) -> dict[str, Any]:
     return options
 
 
-def check_options(name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+def validate_table(name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Validate one provider table by the provider's own ``options``; raise OptionError."""
     cls = provider_class(name)
     schema: Mapping[str, OptionCheck] = cls.options
