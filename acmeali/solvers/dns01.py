@@ -210,7 +210,7 @@ def clean_leftovers(ledger: RecordLedger, settings: CertSettings, ui: UI,
             left.append(entry)
             continue
         if remove_entry(provider, entry, ui):
-            ui.detail(f"removed TXT {entry.record.fqdn} left by an interrupted run")
+            ui.info(f"removed TXT {entry.record.fqdn} left by an interrupted run")
         else:
             left.append(entry)
     try:
