@@ -11,8 +11,9 @@ never reaches a log, an exception or a hook.
 The zone is found by asking the primary for the SOA of the name (its answer, or the SOA in
 the authority section of a negative answer, names the zone); a server that will not say
 (REFUSED) is bypassed by the usual walk up the names through the resolvers.
-Adding a value the RRset already holds is a no-op in RFC 2136 (§3.4.2.2), so the set is
-queried first: an identical record that was there before us is not ours to delete.
+Adding a value the RRset already holds is a no-op (RFC 2136 §3.4.2.2), which makes a retry
+harmless; such a value is this challenge's digest, so whoever published it was us (an
+earlier, interrupted attempt) and it is removed with the rest.
 dnspython is imported only inside methods.
 """
 
@@ -166,6 +167,7 @@ class Rfc2136:
                     break
         if zone is None:
             zone = self._zone_by_resolvers(fqdn)
+        log.info("rfc2136: %s is in zone %s", fqdn, zone)
         self._zones[fqdn] = zone
         return zone
 
@@ -184,28 +186,14 @@ class Rfc2136:
                                  hint=f"{self.server} should answer SOA queries for its "
                                       f"zones") from None
 
-    def _holds(self, fqdn: str, value: str) -> bool:
-        import dns.message
-        import dns.rdatatype
-
-        response = self._send(dns.message.make_query(fqdn + ".", "TXT"),
-                              f"the TXT query for {fqdn}")
-        for rrset in response.answer:
-            if rrset.rdtype == dns.rdatatype.TXT:
-                for rd in rrset:
-                    if b"".join(rd.strings).decode("utf-8", "replace") == value:
-                        return True
-        return False
-
     # ------------------------------------------------------------------ DnsProvider
     def add_txt(self, record: TxtRecord) -> RecordData | None:
         zone = self.zone_of(record.fqdn)
-        if self._holds(record.fqdn, record.value):
-            log.info("TXT %s already holds the value; reusing it", record.fqdn)
-            return None
         update = self._update(zone)
         update.add(record.fqdn + ".", record.ttl, "TXT", f'"{record.value}"')
         self._check(self._send(update, f"adding TXT {record.fqdn}"), f"adding TXT {record.fqdn}")
+        log.info("rfc2136: added TXT %s at %s (key %s, %s)", record.fqdn, self.server,
+                 self.key_name, self.algorithm)
         return {"zone": zone}
 
     def remove_txt(self, record: TxtRecord, data: Mapping[str, str]) -> None:
