@@ -91,12 +91,13 @@ def test_wildcard_and_apex_issued_through_bind(tmp_path: Path, bind: Bind,
     script.write_text(RECORD_ENV)
     deploy_hook = " ".join(shlex.quote(a) for a in (sys.executable, str(script), str(hook_log)))
     # The secret also in the environment: a hook must not inherit it from us.
-    r = run_acmeali("-v", "issue", "-d", ZONE, "-d", f"*.{ZONE}", "--dns", "rfc2136",
+    r = run_acmeali("-vv", "issue", "-d", ZONE, "-d", f"*.{ZONE}", "--dns", "rfc2136",
                     "--deploy-hook", deploy_hook,
                     env={**env, "ACMEALI_TSIG_SECRET": bind.secret})
     assert r.returncode == 0, r.stderr
     assert _sans(tmp_path, ZONE) == [f"*.{ZONE}", ZONE]
     assert bind.txt(challenge) == {"someone-elses-value"}  # ours removed, theirs kept
+    assert f"rfc2136: added TXT {challenge} at {bind.address}" in r.stderr  # logs were on
     assert bind.secret not in r.stdout + r.stderr
     (hook_env,) = [json.loads(line) for line in hook_log.read_text().splitlines()]
     assert "ACMEALI_TSIG_SECRET" not in hook_env
