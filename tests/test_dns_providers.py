@@ -292,6 +292,7 @@ def test_cleanup_after_a_failed_present_removes_everything(bed: ZoneBed) -> None
     with pytest.raises(ChallengeError):
         solver.present(tasks)
     assert bed.values(tasks[1].txt_name) == [tasks[1].txt_value]  # added, though it "failed"
+    assert [e.record.value for e in solver._entries] == [t.txt_value for t in tasks[:2]]
     solver.cleanup(tasks)
     assert all(bed.values(t.txt_name) == [] for t in tasks)
 

@@ -139,13 +139,18 @@ class Dns01Solver:
             return
         self._entries.extend(new)
         self._save()
+        attempted = 0
         try:
             if isinstance(self.provider, PresentsInBatch):
+                attempted = len(new)
                 self._confirm(new, self.provider.add_all([e.record for e in new]))
             else:
                 for entry in new:
+                    attempted += 1  # from here on it may exist, even if the add fails
                     self._confirm([entry], [self.provider.add_txt(entry.record)])
         finally:
+            for entry in new[attempted:]:  # never tried: nothing to clean up
+                self._entries.remove(entry)
             self._save()
 
     def _confirm(self, entries: Sequence[LedgerEntry], results: Sequence[RecordData | None]
