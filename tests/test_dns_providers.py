@@ -322,3 +322,34 @@ def test_unconfirmed_ledger_entry_is_removed_by_value(bed: ZoneBed, tmp_path: Pa
     clean_leftovers(ledger, bed.settings, bed.ui, bed.aliyun)
     assert bed.values(task.txt_name) == []
     assert not ledger.path.exists()
+
+
+# --------------------------------------------------------------------------- from the registry
+def test_dns_choices_and_help_come_from_the_registry() -> None:
+    from tests.conftest import run_acmeali
+
+    r = run_acmeali("issue", "--help")
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())
+    for name, entry in registry.PROVIDERS.items():
+        assert f"{name}: {entry.summary}" in text
+    r = run_acmeali("issue", "-d", "a.example", "--dns", "nosuch")
+    assert r.returncode == 2 and "invalid choice: 'nosuch'" in r.stderr
+    assert all(name in r.stderr for name in registry.PROVIDERS)
+
+
+def test_provider_tables_replace_the_flat_keys() -> None:
+    """[dns.hook] command and [dns.alidns] zone do what dns_hook and dns_zone do; the flat
+    keys (and their flags) still work and win."""
+    from tests.test_config import load
+
+    c = load('[defaults]\nchallenge = "dns-01"\n[dns.hook]\ncommand = "/bin/dns-txt"\n'
+             '[dns.alidns]\nzone = "Example.COM."\n'
+             '[[certificates]]\ndomains = ["a.example.com"]\n'
+             '[[certificates]]\ndomains = ["b.example.com"]\ndns_hook = "/bin/other"\n')
+    first, second = (cert.settings for cert in c.certificates)
+    assert registry.provider_options("hook", first) == {"command": "/bin/dns-txt"}
+    assert registry.provider_options("hook", second) == {"command": "/bin/other"}
+    assert registry.provider_options("alidns", first) == {"zone": "example.com"}
+    hook = build_provider("hook", ProviderEnv(settings=second, ui=UI()))
+    assert hook.command == "/bin/other"  # type: ignore[attr-defined]
