@@ -557,6 +557,14 @@ def _solve(client: AcmeClient, order: Order, spec: IssueSpec, env: Environment) 
 
     ledger = None if spec.dry_run else RecordLedger(env.store, spec.name)
     solver = make_solver(spec.settings, ui, env.aliyun, ledger=ledger)
+    if getattr(solver, "sequential", False) and len(pending) > 1:
+        # A provider holding one TXT value per name (lego's "sequential"): one authorization
+        # at a time, each presented, validated and cleaned up before the next one.
+        from dataclasses import replace
+
+        for authz in pending:
+            _solve(client, replace(order, authorizations=(authz.url,)), spec, env)
+        return
     tasks: list[ChallengeTask] = []
     chosen = []
     for authz in pending:

@@ -353,3 +353,52 @@ def test_provider_tables_replace_the_flat_keys() -> None:
     assert registry.provider_options("alidns", first) == {"zone": "example.com"}
     hook = build_provider("hook", ProviderEnv(settings=second, ui=UI()))
     assert hook.command == "/bin/other"  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- optional capabilities
+# A DNS service that holds ONE TXT value per name (a new value replaces the old), mirrored
+# into challtestsrv; every call is logged as "<action> <value>".
+ONE_VALUE_HOOK = r'''
+import json, os, sys, urllib.request
+log, mgmt = sys.argv[1], sys.argv[2]
+action, name = os.environ["ACMEALI_ACTION"], os.environ["ACMEALI_TXT_NAME"] + "."
+value = os.environ["ACMEALI_TXT_VALUE"]
+with open(log, "a") as f:
+    f.write(f"{action} {value}\n")
+def post(path, body):
+    req = urllib.request.Request(f"{mgmt}/{path}", data=json.dumps(body).encode(), method="POST")
+    urllib.request.urlopen(req, timeout=5).read()
+post("clear-txt", {"host": name})
+if action == "present":
+    post("set-txt", {"host": name, "value": value})
+'''
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_sequential_provider_gets_one_authorization_at_a_time(
+        tmp_path: Path, pebble: Pebble, sequential: bool) -> None:
+    """Apex + wildcard need two values on one name; a zone holding one cannot serve both at
+    once. With ``sequential = true`` each is presented, validated and removed in turn."""
+    from tests.conftest import run_acmeali
+
+    domain = f"seq{int(sequential)}-{uuid.uuid4().hex[:6]}.example.test"
+    log = tmp_path / "calls.log"
+    script = tmp_path / "one_value.py"
+    script.write_text(ONE_VALUE_HOOK)
+    command = f"{sys.executable} {script} {log} {pebble.challtestsrv.mgmt_url}"
+    config = tmp_path / "acmeali.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[acme]\nserver = "{pebble.directory_url}"\n'
+        f'ca_bundle = "{pebble.ca_bundle}"\nagree_tos = true\n'
+        f'[defaults]\ndns_resolvers = ["{pebble.challtestsrv.dns_address}"]\n'
+        f'dns_timeout = 3\n[dns.hook]\ncommand = "{command}"\n'
+        f"sequential = {'true' if sequential else 'false'}\n")
+    r = run_acmeali("issue", "-d", domain, "-d", f"*.{domain}", "--dns", "hook",
+                    env={"ACMEALI_CONFIG": str(config)})
+    calls = [line.split()[0] for line in log.read_text().splitlines()]
+    if not sequential:
+        assert r.returncode != 0 and "not visible" in r.stderr  # the second value won
+        assert calls == ["present", "present", "cleanup", "cleanup"]
+        return
+    assert r.returncode == 0, r.stderr
+    assert calls == ["present", "cleanup", "present", "cleanup"]

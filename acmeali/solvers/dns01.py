@@ -113,6 +113,11 @@ class Dns01Solver:
         return target
 
     # ------------------------------------------------------------------ Solver protocol
+    @property
+    def sequential(self) -> bool:
+        """Whether issuance must solve one authorization at a time (the provider says so)."""
+        return bool(getattr(self.provider, "sequential", False))
+
     def ready_timeout(self) -> float:
         timeout = self.settings.dns_timeout
         if isinstance(self.provider, HasPropagationTimeout):

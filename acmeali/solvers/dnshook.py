@@ -14,7 +14,14 @@ from typing import Any, ClassVar
 
 from acmeali.errors import ChallengeError
 from acmeali.hooks import HookError, run_hook
-from acmeali.solvers.registry import OptionCheck, OptionError, ProviderEnv, RecordData, TxtRecord
+from acmeali.solvers.registry import (
+    OptionCheck,
+    OptionError,
+    ProviderEnv,
+    RecordData,
+    TxtRecord,
+    boolean,
+)
 from acmeali.solvers.registry import string as _string
 
 HOOK_TIMEOUT = 300.0
@@ -24,11 +31,13 @@ class Hook:
     """The ``hook`` DNS provider."""
 
     name: ClassVar[str] = "hook"
-    options: ClassVar[Mapping[str, OptionCheck]] = {"command": _string}
+    options: ClassVar[Mapping[str, OptionCheck]] = {"command": _string, "sequential": boolean}
     follows_cname: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, Any], env: ProviderEnv) -> None:
         self.command = str(options["command"])
+        # A DNS service that keeps one TXT value per name (apex + wildcard need two).
+        self.sequential = bool(options.get("sequential", False))
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:

@@ -107,6 +107,12 @@ class HasPropagationTimeout(Protocol):
     def propagation_timeout(self) -> float: ...
 
 
+# Optional attributes, read with getattr: ``follows_cname`` (default True: the solver
+# publishes at the end of a CNAME chain; False: at ``_acme-challenge.<domain>`` as asked)
+# and ``sequential`` (default False; True: the zone holds one TXT value per name, so
+# issuance presents, validates and cleans up one authorization at a time).
+
+
 def provider_class(name: str) -> Any:
     """The provider class registered as ``name`` (KeyError if none)."""
     module, _, attr = PROVIDERS[name].target.partition(":")
@@ -148,6 +154,12 @@ def check_complete(name: str, options: Mapping[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------- option checkers
+def boolean(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected true or false, got {type(v).__name__}")
+    return v
+
+
 def string(v: Any) -> str:
     if not isinstance(v, str) or not v:
         raise ValueError(f"expected a non-empty string, got {v!r}"
