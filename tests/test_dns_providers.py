@@ -402,3 +402,21 @@ def test_sequential_provider_gets_one_authorization_at_a_time(
         return
     assert r.returncode == 0, r.stderr
     assert calls == ["present", "cleanup", "present", "cleanup"]
+
+
+def test_leftovers_that_could_not_be_removed_stay_in_the_ledger(tmp_path: Path) -> None:
+    """A leftover whose removal failed (its provider is unreachable today) is still listed
+    after this run's own records come and go, so a later run retries it."""
+    from acmeali.solvers.ledger import LedgerEntry
+
+    store = FileStore(tmp_path / "state")
+    ledger = RecordLedger(store, "lineage")
+    stuck = LedgerEntry("alidns", _record(_task("old.example.test")), {"record_id": "42"})
+    ledger.save([stuck])
+    settings = CertSettings(challenge="dns-01", dns="hook", dns_hook="true")
+    solver = make_solver(settings, UI(out=io.StringIO(), err=io.StringIO()), ledger=ledger)
+    task = _task("new.example.test")
+    solver.present([task])
+    assert {e.record.value for e in ledger.load()} == {stuck.record.value, task.txt_value}
+    solver.cleanup([task])
+    assert [e.record.value for e in ledger.load()] == [stuck.record.value]

@@ -83,6 +83,8 @@ class Dns01Solver:
         self.ui = ui
         self.ledger = ledger
         self._entries: list[LedgerEntry] = []   # published (or being published), not removed
+        # Leftovers an earlier run could not remove yet: kept in the ledger for the next run.
+        self._kept: list[LedgerEntry] = ledger.load() if ledger is not None else []
         self._targets: dict[str, str] = {}
 
     # ------------------------------------------------------------------ CNAME
@@ -126,7 +128,7 @@ class Dns01Solver:
 
     def _save(self) -> None:
         if self.ledger is not None:
-            self.ledger.save(list(self._entries))
+            self.ledger.save(self._kept + self._entries)
 
     def present(self, tasks: Sequence[ChallengeTask]) -> None:
         """Publish every (name, value) once; the ledger is on disk before the first add."""
