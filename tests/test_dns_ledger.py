@@ -6,7 +6,8 @@ Alidns (records with ids, in the emulator) and for the hook provider (a hook tha
 record-per-call DNS API, adds one record per ``present`` and removes one per ``cleanup``).
 The killed run is held in the propagation wait by pointing ``--dns-resolver`` at a second
 challtestsrv that never has the record; the next run checks propagation where Pebble
-validates, resumes the interrupted order and finishes.
+validates and finishes (for Alidns with a new order: re-presenting the same values would
+meet the old records by chance, and adopt them).
 """
 
 from __future__ import annotations
@@ -106,10 +107,16 @@ def test_alidns_records_of_a_killed_run_are_removed_next_run(
         _kill(proc)
     leftovers = txt()
     assert len(leftovers) == 2  # the killed run could not clean up
+    # The next run cannot resume that order (here: another account; in life: the order
+    # expired), so it publishes other values and never meets the old records by chance.
+    (tmp_path / "state" / "accounts").rename(tmp_path / "old-accounts")
+    adds_before = len(aliyun.calls_of("AddDomainRecord"))
 
     r = run_acmeali("issue", "-d", zone, "-d", f"*.{zone}", "--dns", "alidns", "--dns-resolver",
                     pebble.challtestsrv.dns_address, env=env)
     assert r.returncode == 0, r.stderr
+    new_values = {c["Value"] for c in aliyun.calls_of("AddDomainRecord")[adds_before:]}
+    assert new_values and not new_values & set(leftovers.values())
     assert txt() == {}, "records of the killed run are still in the zone"
     deleted = {c["RecordId"] for c in aliyun.calls_of("DeleteDomainRecord")}
     assert set(leftovers) <= deleted
