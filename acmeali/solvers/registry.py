@@ -67,10 +67,10 @@ class TxtRecord:
 class ProviderEnv:
     """What a provider may use besides its own options."""
 
-    settings: CertSettings
+    settings: CertSettings             # the certificate's settings (dns_ttl, dns_resolvers...)
     ui: UI
-    aliyun: AliyunSettings | None = None
-    stdin: TextIO | None = None
+    aliyun: AliyunSettings | None = None  # [aliyun], for providers calling Alibaba Cloud
+    stdin: TextIO | None = None        # where a person answers (manual)
 
 
 class DnsProvider(Protocol):
@@ -78,8 +78,10 @@ class DnsProvider(Protocol):
 
     ``add_txt`` returns what ``remove_txt`` needs later (a record id, a zone), as strings:
     it is persisted in the lineage's record ledger, so a run killed mid-validation is
-    cleaned up by the next one. It returns ``None`` when an identical record was there
-    before us (it is not ours to remove). ``remove_txt`` may be given empty ``data`` when
+    cleaned up by the next one. It may return ``None`` for a record that is not ours to
+    remove (the built-in providers adopt an identical value instead: it equals this
+    challenge's digest, so an earlier attempt of ours put it there). ``remove_txt`` may be
+    given empty ``data`` when
     the run died between the add and the ledger update: it must then find the record by
     its value (the value is this order's digest, so a record holding it is ours). Both
     must be idempotent: adding what exists, removing what is gone, are not errors.
