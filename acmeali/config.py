@@ -368,6 +368,7 @@ def parse_config(data: Mapping[str, Any], source: str | None = None) -> Config:
                            _CERT_KEYS, "defaults")
     dns_tables = {name: _provider_table(ctx, name, raw, f"dns.{name}")
                   for name, raw in _table(ctx, data.get("dns", {}), "dns").items()}
+    dns_tables = {name: table for name, table in dns_tables.items() if table}
     if dns_tables:
         defaults_kw["dns_options"] = dns_tables
     defaults = CertSettings(**defaults_kw)

@@ -79,7 +79,8 @@ def test_example_pins_nothing_that_differs_from_the_defaults() -> None:
 
 def test_example_documents_every_key() -> None:
     # Keys whose default is "unset" are documented commented out: count them too.
-    text = re.sub(r"(?m)^# (\[aliyun\.endpoints\]|[a-z_]+ = .*)$", r"\1", EXAMPLE.read_text())
+    text = re.sub(r"(?m)^# (\[aliyun\.endpoints\]|\[dns\.[a-z0-9]+\]|[a-z_]+ = .*)$", r"\1",
+                  EXAMPLE.read_text())
     raw = tomllib.loads(text)
     assert set(raw) == set(cfg._TOP_KEYS)
     assert set(raw["acme"]) == set(cfg._ACME_KEYS)
@@ -89,6 +90,11 @@ def test_example_documents_every_key() -> None:
     assert set(raw["aliyun"]["endpoints"]) == set(known_services())
     assert set(raw["aliyun"]["cas"]) == set(cfg._CAS_KEYS)
     assert set(raw["logging"]) == set(cfg._LOGGING_KEYS)
+    from acmeali.solvers import registry
+
+    for name in registry.PROVIDERS:  # every provider's table, every key of it
+        keys = set(registry.provider_class(name).options)
+        assert set(raw["dns"].get(name, {})) == keys, name
     assert {"name", "domains"} <= set(raw["certificates"][0])
     # Every key line has a comment right above it (or belongs to a commented group).
     lines = EXAMPLE.read_text().splitlines()
@@ -106,6 +112,10 @@ def test_example_keys_are_in_configuration_doc() -> None:
             | set(cfg._ALIYUN_KEYS) | set(cfg._CAS_KEYS) | set(known_services())
             | set(cfg._LOGGING_KEYS)
             | {"state_dir", "name", "domains"})
+    from acmeali.solvers import registry
+
+    for name in registry.PROVIDERS:  # [dns.<provider>] keys
+        keys |= set(registry.provider_class(name).options)
     missing = sorted(k for k in keys if f"`{k}`" not in doc)
     assert not missing, f"docs/configuration.md does not document {missing}"
 
