@@ -68,7 +68,9 @@ def hooks_of(settings: CertSettings, targets: Iterable[str] = ()) -> list[tuple[
     hooks = [("--pre-hook", settings.pre_hook), ("--post-hook", settings.post_hook),
              ("--deploy-hook", settings.deploy_hook)]
     if settings.challenge == "dns-01" and settings.dns == "hook":
-        hooks.append(("--dns-hook", settings.dns_hook))
+        from acmeali.solvers.registry import provider_options
+
+        hooks.append(("--dns-hook", provider_options("hook", settings).get("command")))
     for t in targets:
         if t.startswith("hook:"):
             hooks.append((f"deploy target {t!r}", t[len("hook:"):]))
@@ -162,6 +164,12 @@ def check_before_order(name: str, settings: CertSettings, aliyun: AliyunSettings
             check_standalone_port(settings, ui)
     if settings.challenge == "dns-01" and settings.dns == "alidns":
         check_alibaba_credentials(aliyun, "--dns alidns")
+    if settings.challenge == "dns-01" and settings.dns not in ("manual", "hook"):
+        # The provider starts now, offline: a missing option or TSIG secret is told here.
+        from acmeali.solvers.dns01 import build_provider
+        from acmeali.solvers.registry import ProviderEnv
+
+        build_provider(settings.dns, ProviderEnv(settings=settings, ui=ui, aliyun=aliyun))
     cloud = alibaba_targets(targets)
     if cloud:
         check_alibaba_credentials(aliyun, "deploy target " + ", ".join(cloud))

@@ -227,3 +227,21 @@ def test_missing_secret_is_refused_before_any_order(tmp_path: Path, bind: Bind,
     assert "Traceback" not in r.stderr
     assert sum(1 for _, path in bind_pebble.requests_seen()
                if path.startswith("/order-plz")) == orders
+
+
+def test_renew_without_the_secret_stops_before_ordering(tmp_path: Path, bind: Bind,
+                                                        bind_pebble: Pebble) -> None:
+    name = f"renew.{ZONE}"
+    env = _config(tmp_path, bind_pebble,
+                  f'[defaults]\ndns_resolvers = ["{bind.address}"]\ndns_timeout = 60\n'
+                  f'[dns.rfc2136]\nserver = "{bind.address}"\n'
+                  f'tsig_key_name = "{bind.key_name}"\n')
+    r = run_acmeali("issue", "-d", name, "--dns", "rfc2136",
+                    env={**env, "ACMEALI_TSIG_SECRET": bind.secret})
+    assert r.returncode == 0, r.stderr
+    orders = sum(1 for _, path in bind_pebble.requests_seen() if path.startswith("/order-plz"))
+    r = run_acmeali("renew", "--force", env=env)  # cron without the secret in its env
+    assert r.returncode != 0
+    assert "needs the TSIG secret" in r.stderr and "Traceback" not in r.stderr
+    assert sum(1 for _, path in bind_pebble.requests_seen()
+               if path.startswith("/order-plz")) == orders
