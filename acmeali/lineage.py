@@ -276,10 +276,12 @@ def _setting_kinds() -> dict[str, str]:
         from acmeali.config import CertSettings
 
         for f in dataclasses.fields(CertSettings):
-            default = f.default if f.default is not MISSING else None
+            default = (f.default if f.default is not MISSING
+                       else f.default_factory() if f.default_factory is not MISSING else None)
             kind = ("bool" if isinstance(default, bool) else "int" if isinstance(default, int)
                     else "float" if isinstance(default, float)
                     else "list" if isinstance(default, tuple)
+                    else "dict" if isinstance(default, dict)
                     else "opt_str" if default is None else "str")
             _SETTING_KINDS[f.name] = kind
     return _SETTING_KINDS
