@@ -63,6 +63,19 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def write_new_file(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` (never an existing file, never through a symlink) with ``mode`` from
+    the first byte, write ``data`` whole and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_file_atomic(path: Path, data: bytes, *, mode: int = PUBLIC,
                       overwrite: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old content or the new, never a mix.
@@ -76,15 +89,8 @@ def write_file_atomic(path: Path, data: bytes, *, mode: int = PUBLIC,
     directory = path.parent
     check_disk()  # crash tests: a disk that filled up at a chosen step
     tmp = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_new_file(tmp, data, mode)
         if overwrite:
             os.replace(tmp, path)
         else:

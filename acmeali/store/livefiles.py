@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from acmeali.errors import StoreError
 from acmeali.store.base import LiveBundle, LivePaths
-from acmeali.store.files import DIR_MODE, PRIVATE, PUBLIC, FileStore, fsync_dir
+from acmeali.store.files import DIR_MODE, PRIVATE, PUBLIC, FileStore, fsync_dir, write_new_file
 from acmeali.store.filestorage import read_bundle_dir
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class LocalLiveFiles:
                                ("fullchain", bundle.fullchain), ("privkey", bundle.privkey)):
                 if kind == "privkey" and not data:
                     continue
-                _write_new(tmp / f"{kind}.pem", data, PRIVATE if kind == "privkey" else PUBLIC)
+                write_new_file(tmp / f"{kind}.pem", data, PRIVATE if kind == "privkey" else PUBLIC)
             fsync_dir(tmp)
             os.rename(tmp, vdir)
             fsync_dir(archive)
@@ -120,17 +120,6 @@ def follow(storage: SharedStorage, live: LiveFiles) -> FollowReport:
         except StoreError as exc:
             report.failed.append(f"{name}: {exc.message}")
     return report
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_or_none(vdir: Path, version: int, name: str) -> LiveBundle | None:
