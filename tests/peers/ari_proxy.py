@@ -12,27 +12,13 @@ from __future__ import annotations
 
 import base64
 import json
-import ssl
-import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from tests.peers.pebble import Pebble, make_tls_cert
-
-_COPIED = ("Replay-Nonce", "Location", "Link", "Retry-After", "Content-Type", "Cache-Control")
-
-
-@dataclass
-class Window:
-    start: datetime
-    end: datetime
-    retry_after: int | None = 3600
-    explanation_url: str | None = None
+from tests.peers.pebble import Pebble
+from tests.peers.pebble_front import Answer, PebbleFront, Window, renewal_info_answer
 
 
 @dataclass
@@ -41,37 +27,15 @@ class AriLog:
     replaces: list[str | None] = field(default_factory=list)  # one entry per newOrder
 
 
-class AriProxy:
+class AriProxy(PebbleFront):
     """``with AriProxy(pebble, workdir) as proxy:`` then use ``proxy.directory_url``."""
 
+    thread_name = "ari-proxy"
+
     def __init__(self, pebble: Pebble, workdir: Path) -> None:
-        self.pebble = pebble
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.tls_cert, self.tls_key = make_tls_cert(workdir)
         self.window: Window | None = None  # None: 404 for every renewal-info request
         self.log = AriLog()
-        self._lock = threading.Lock()
-        self._upstream = ssl.create_default_context(cafile=pebble.ca_bundle)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(self.tls_cert), str(self.tls_key))
-        self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
-        self.port = int(self._server.server_address[1])
-        self._thread: threading.Thread | None = None
-
-    # ----------------------------------------------------------------- public
-    @property
-    def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    @property
-    def directory_url(self) -> str:
-        return f"{self.base_url}/dir"
-
-    @property
-    def ca_bundle(self) -> str:
-        return str(self.tls_cert)
+        super().__init__(pebble, workdir, ari=True)
 
     def set_window(self, window: Window | None) -> None:
         with self._lock:
@@ -85,46 +49,12 @@ class AriProxy:
         with self._lock:
             return list(self.log.replaces)
 
-    def start(self) -> AriProxy:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="ari-proxy")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> AriProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # ----------------------------------------------------------------- serving
-    def _rewrite(self, data: bytes) -> bytes:
-        return data.replace(f"https://127.0.0.1:{self.pebble.port}".encode(),
-                            self.base_url.encode())
-
-    def _renewal_info(self, cert_id: str) -> tuple[int, dict[str, str], bytes]:
+    def _renewal_info(self, cert_id: str) -> Answer:
         with self._lock:
             self.log.cert_ids.append(cert_id)
             w = self.window
-        if w is None:
-            return 404, {"Content-Type": "application/problem+json"}, json.dumps(
-                {"type": "urn:ietf:params:acme:error:malformed",
-                 "detail": "no renewal info"}).encode()
-        body: dict[str, Any] = {"suggestedWindow": {
-            "start": w.start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "end": w.end.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}
-        if w.explanation_url:
-            body["explanationURL"] = w.explanation_url
-        headers = {"Content-Type": "application/json"}
-        if w.retry_after is not None:
-            headers["Retry-After"] = str(w.retry_after)
-        return 200, headers, json.dumps(body).encode()
+        return renewal_info_answer(w)
 
     def _record_new_order(self, body: bytes) -> None:
         try:
@@ -136,32 +66,6 @@ class AriProxy:
             replaces = "<undecodable>"
         with self._lock:
             self.log.replaces.append(replaces)
-
-    def _forward(self, method: str, path: str, host: str, headers: dict[str, str],
-                 body: bytes | None) -> tuple[int, dict[str, str], bytes]:
-        req = urllib.request.Request(f"https://127.0.0.1:{self.pebble.port}{path}", data=body,
-                                     method=method)
-        for k, v in headers.items():
-            req.add_header(k, v)
-        req.add_header("Host", host)  # Pebble builds its URLs (and checks JWS "url") from it
-        try:
-            resp = urllib.request.urlopen(req, context=self._upstream, timeout=30)
-        except urllib.error.HTTPError as err:
-            resp = err
-        with resp:
-            data = resp.read()
-            out = {k: self._rewrite(v.encode()).decode() for k in _COPIED
-                   if (v := resp.headers.get(k)) is not None}
-            links = resp.headers.get_all("Link") or []
-            status = resp.status if hasattr(resp, "status") else resp.code
-        if len(links) > 1:
-            out["Link"] = ", ".join(self._rewrite(v.encode()).decode() for v in links)
-        data = self._rewrite(data)
-        if method == "GET" and path.split("?")[0] == "/dir" and status == 200:
-            directory = json.loads(data)
-            directory["renewalInfo"] = f"{self.base_url}/renewal-info"
-            data = json.dumps(directory).encode()
-        return int(status), out, data
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -181,11 +85,7 @@ class AriProxy:
                 else:
                     if method == "POST" and self.path.startswith("/order-plz") and body:
                         proxy._record_new_order(body)
-                    fwd = {k: v for k, v in self.headers.items()
-                           if k.lower() in ("content-type", "accept", "user-agent")}
-                    status, headers, data = proxy._forward(
-                        method, self.path, self.headers.get("Host") or
-                        f"127.0.0.1:{proxy.port}", fwd, body)
+                    status, headers, data = proxy.forward_request(self, method, body)
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)

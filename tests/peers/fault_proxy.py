@@ -25,24 +25,17 @@ from __future__ import annotations
 
 import json
 import re
-import ssl
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from tests.peers.pebble import Pebble, make_tls_cert
+from tests.peers.pebble import Pebble
+from tests.peers.pebble_front import Answer, PebbleFront, Window, renewal_info_answer
 
-_COPIED = ("Replay-Nonce", "Location", "Retry-After", "Content-Type", "Cache-Control",
-           "Content-Encoding")
-
-Answer = tuple[int, dict[str, str], bytes]
 Edit = Callable[[int, dict[str, str], bytes], Answer]
 
 
@@ -86,47 +79,16 @@ class Exchange:
     sent: int = 0  # body bytes written to the client
 
 
-@dataclass
-class Window:
-    start: datetime
-    end: datetime
-    retry_after: int | None = 3600
-
-
-class FaultProxy:
+class FaultProxy(PebbleFront):
     """``with FaultProxy(pebble, workdir) as proxy:`` then ``proxy.directory_url``."""
 
+    thread_name = "fault-proxy"
+
     def __init__(self, pebble: Pebble, workdir: Path, *, ari: bool = False) -> None:
-        self.pebble = pebble
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.tls_cert, self.tls_key = make_tls_cert(workdir)
-        self.ari = ari  # advertise renewalInfo in the directory and serve ``window``
-        self.window: Window | None = None
+        self.window: Window | None = None  # served when ``ari`` advertises renewalInfo
         self.rules: list[Rule] = []
         self.log: list[Exchange] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._upstream = ssl.create_default_context(cafile=pebble.ca_bundle)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(self.tls_cert), str(self.tls_key))
-        self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
-        self.port = int(self._server.server_address[1])
-        self._thread: threading.Thread | None = None
-
-    # ----------------------------------------------------------------- public
-    @property
-    def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    @property
-    def directory_url(self) -> str:
-        return f"{self.base_url}/dir"
-
-    @property
-    def ca_bundle(self) -> str:
-        return str(self.tls_cert)
+        super().__init__(pebble, workdir, ari=ari)
 
     def add(self, rule: Rule) -> Rule:
         with self._lock:
@@ -144,70 +106,9 @@ class FaultProxy:
         with self._lock:
             return [e for e in self.log if re.search(path, e.path)]
 
-    def start(self) -> FaultProxy:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="fault-proxy")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # ----------------------------------------------------------------- answers
-    def _rewrite(self, data: bytes) -> bytes:
-        return data.replace(f"https://127.0.0.1:{self.pebble.port}".encode(),
-                            self.base_url.encode())
-
     def _renewal_info(self) -> Answer:
-        w = self.window
-        if w is None:
-            return 404, {"Content-Type": "application/problem+json"}, json.dumps(
-                {"type": "urn:ietf:params:acme:error:malformed",
-                 "detail": "no renewal info"}).encode()
-        body = {"suggestedWindow": {
-            "start": w.start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "end": w.end.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}
-        headers = {"Content-Type": "application/json"}
-        if w.retry_after is not None:
-            headers["Retry-After"] = str(w.retry_after)
-        return 200, headers, json.dumps(body).encode()
-
-    def _forward(self, method: str, path: str, host: str, headers: dict[str, str],
-                 body: bytes | None) -> Answer:
-        req = urllib.request.Request(f"https://127.0.0.1:{self.pebble.port}{path}", data=body,
-                                     method=method)
-        for k, v in headers.items():
-            req.add_header(k, v)
-        req.add_header("Host", host)
-        req.add_header("Accept-Encoding", "identity")
-        try:
-            resp = urllib.request.urlopen(req, context=self._upstream, timeout=30)
-        except urllib.error.HTTPError as err:
-            resp = err
-        with resp:
-            data = resp.read()
-            out = {k: self._rewrite(v.encode()).decode() for k in _COPIED
-                   if (v := resp.headers.get(k)) is not None}
-            links = resp.headers.get_all("Link") or []
-            status = resp.status if hasattr(resp, "status") else resp.code
-        if links:
-            out["Link"] = ", ".join(self._rewrite(v.encode()).decode() for v in links)
-        data = self._rewrite(data)
-        if method == "GET" and path.split("?")[0] == "/dir" and status == 200 and self.ari:
-            directory = json.loads(data)
-            directory["renewalInfo"] = f"{self.base_url}/renewal-info"
-            data = json.dumps(directory).encode()
-        return int(status), out, data
+        return renewal_info_answer(self.window)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -234,11 +135,7 @@ class FaultProxy:
                 elif method == "GET" and self.path.startswith("/renewal-info/") and proxy.ari:
                     status, headers, data = proxy._renewal_info()
                 else:
-                    fwd = {k: v for k, v in self.headers.items()
-                           if k.lower() in ("content-type", "accept", "user-agent")}
-                    status, headers, data = proxy._forward(
-                        method, self.path, self.headers.get("Host") or
-                        f"127.0.0.1:{proxy.port}", fwd, body)
+                    status, headers, data = proxy.forward_request(self, method, body)
                 if rule is not None and rule.fault == "rewrite" and rule.edit is not None:
                     status, headers, data = rule.edit(status, headers, data)
                 if rule is not None and rule.fault == "stall":
