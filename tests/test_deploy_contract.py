@@ -21,7 +21,7 @@ from acmeali.deployers import deploy
 from acmeali.deployers.base import READ_PREFIXES, DeployContext
 from acmeali.deployers.cas import CAS
 from acmeali.deployers.registry import TARGETS, parse_target, target_class
-from tests.emulator import AliyunEmulator
+from tests.emulator import AliyunEmulator, apig, esa, fc, waf
 from tests.test_deploy_helpers import (
     Lineage,
     TinyCA,
@@ -78,6 +78,14 @@ CASES: dict[str, Case] = {
                 lambda e, t: e.add_nlb_listener("lsn-contract-nlb"),
                 "AssociateAdditionalCertificatesWithListener"),
     "cas-deploy": Case("cas-deploy:{rid}", _cas_deploy, "CreateDeploymentJob"),
+    "waf": Case("waf:www.example.test", lambda e, t: waf.add_domain(e, "www.example.test"),
+                "ModifyDomain"),
+    "esa": Case("esa:example.test", lambda e, t: esa.add_site(e, "example.test"),
+                "SetCertificate"),
+    "fc": Case("fc:fn.example.test", lambda e, t: fc.add_domain(e, "fn.example.test"),
+               "UpdateCustomDomain"),
+    "apig": Case("apig:auto", lambda e, t: apig.add_domain(e, "gw.example.test"),
+                 "UpdateDomain"),
 }
 
 

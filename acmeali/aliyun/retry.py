@@ -38,9 +38,10 @@ _MAX_BACKOFF = 8.0
 # Parameters whose values never reach a log line: private keys always; certificates are
 # not secret but long, so only their size is logged.
 SECRET_PARAMS = frozenset({"Key", "SSLPri", "CertificatePrivateKey", "PrivateKey",
-                           "EncryptPrivateKey", "SignPrivateKey", "SecurityToken"})
+                           "EncryptPrivateKey", "SignPrivateKey", "SecurityToken", "privateKey"})
 BULKY_PARAMS = frozenset({"Cert", "SSLPub", "CertificateBody", "CaCertificateBody",
-                          "CaContent", "VerificationContent", "EncryptCert", "SignCert"})
+                          "CaContent", "VerificationContent", "EncryptCert", "SignCert",
+                          "Certificate", "certificate"})
 
 #: Codes that mean "too many requests / try again", whatever the HTTP status.
 RETRY_CODES = frozenset({"Throttling", "Rejected.Throttling", "SystemOverFlow",
@@ -51,13 +52,16 @@ _cache_lock = threading.Lock()
 
 
 def redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``params`` fit for logs and dry-run output."""
+    """A copy of ``params`` fit for logs and dry-run output (ROA bodies nest, so nested
+    mappings are redacted too: FC's ``body.certConfig.privateKey``)."""
     out: dict[str, Any] = {}
     for k, v in params.items():
         if k in SECRET_PARAMS:
             out[k] = "<redacted>"
         elif k in BULKY_PARAMS and isinstance(v, str):
             out[k] = f"<PEM, {len(v)} chars>"
+        elif isinstance(v, Mapping):
+            out[k] = redact_params(v)
         else:
             out[k] = v
     return out
@@ -89,7 +93,7 @@ def _method_name(client: Any, action: str) -> str:
     raise ValueError(f"{type(client).__module__} has no action {action!r}")
 
 
-def _build_request(client: Any, action: str, request: Any) -> Any:
+def _build_request(client: Any, action: str, request: Any, *, optional: bool = False) -> Any:
     if request is None:
         request = {}
     if not isinstance(request, Mapping):
@@ -103,6 +107,8 @@ def _build_request(client: Any, action: str, request: Any) -> Any:
             if name.lower() == want:
                 model_cls = getattr(models, name)
                 break
+    if model_cls is None and optional and not request:  # ROA actions without a body model
+        return None
     if model_cls is None:
         raise ValueError(f"{package} has no request model for {action!r}")
     return model_cls().from_map(dict(request))
@@ -139,12 +145,14 @@ def _retry_delay(exc: BaseException) -> tuple[bool, float | None]:
 
 
 def call(client: Any, action: str, request: Any = None, *, attempts: int = DEFAULT_ATTEMPTS,
-         budget: float = DEFAULT_BUDGET) -> dict[str, Any]:
+         budget: float = DEFAULT_BUDGET, path: tuple[str, ...] = ()) -> dict[str, Any]:
     """Call ``action`` (e.g. ``"UploadUserCertificate"``) and return the response body as a
-    dict with the wire's key names; raise AliyunError when it fails for good."""
+    dict with the wire's key names; raise AliyunError when it fails for good. ``path`` are
+    the leading positional arguments of ROA actions (FC's ``domain_name``)."""
     service = service_of(client)
     method = getattr(client, _method_name(client, action))
-    req = _build_request(client, action, request)
+    req = _build_request(client, action, request, optional=bool(path))
+    args = (*path, req) if req is not None else path
     if log.isEnabledFor(logging.DEBUG):
         log.debug("aliyun %s %s %s", service, action, redact_params(_params_of(req)))
     start = time.monotonic()
@@ -152,7 +160,7 @@ def call(client: Any, action: str, request: Any = None, *, attempts: int = DEFAU
     while True:
         tries += 1
         try:
-            response = method(req)
+            response = method(*args)
         except Exception as exc:
             inner = getattr(exc, "inner_exception", None)
             if inner is not None and type(inner).__name__ == "NoCredentials":

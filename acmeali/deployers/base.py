@@ -268,7 +268,7 @@ class Api:
         return make_client(service, self.settings, region=region)
 
     def __call__(self, service: Service, action: str, params: Mapping[str, Any] | None = None,
-                 *, region: str | None = None) -> dict[str, Any]:
+                 *, region: str | None = None, path: tuple[str, ...] = ()) -> dict[str, Any]:
         from acmeali.aliyun.retry import call, redact_params
 
         params = dict(params or {})
@@ -278,7 +278,7 @@ class Api:
             args = " ".join(f"{k}={v}" for k, v in shown.items())
             self.ui.result(f"  would call {service.name} {action} {args}".rstrip())
             return {}
-        return call(self.client(service, region), action, params)
+        return call(self.client(service, region), action, params, path=path)
 
 
 class RunService(Protocol):

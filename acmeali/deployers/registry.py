@@ -28,6 +28,10 @@ TARGETS: dict[str, str] = {
     "alb": "acmeali.deployers.alb:Alb",
     "nlb": "acmeali.deployers.nlb:Nlb",
     "cas-deploy": "acmeali.deployers.casdeploy:CasDeploy",
+    "waf": "acmeali.deployers.waf:Waf",
+    "esa": "acmeali.deployers.esa:Esa",
+    "fc": "acmeali.deployers.fc:Fc",
+    "apig": "acmeali.deployers.apig:Apig",
     "hook": "acmeali.deployers.hook:Hook",
 }
 

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import alb, casjobs, nlb, slb
+from . import alb, apig, casjobs, esa, fc, nlb, roa, slb, waf  # noqa: F401 - registers them
 from .mqtt import new_instance
 from .mqtt import register_device as _register_device
 from .products import (
@@ -456,6 +456,7 @@ class AliyunEmulator:
         self._check_nonce("v3:" + req.headers["x-acs-signature-nonce"][0])
         params = dict(req.query_pairs)
         params.update(_form(req))
+        params.update(roa.params(req))
         return params, req.headers["x-acs-version"][0], req.headers["x-acs-action"][0]
 
     def _auth_rpc(self, req: _Request, query: dict[str, str]
