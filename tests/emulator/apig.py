@@ -44,7 +44,7 @@ def add_domain(emu: Any, name: str, *, protocol: str = "HTTPS") -> str:
             "tlsMax": "TLS 1.3", "http2Option": "Open", "mTLSEnabled": False,
             "caCertIdentifier": None, "clientCACert": None, "domainScope": "Gateway",
             "tlsCipherSuitesConfig": {"configType": "Custom",
-                                      "tlsCipherSuites": [{"name": "ECDHE-ECDSA-AES128-GCM-"
+                                      "tlsCipherSuite": [{"name": "ECDHE-ECDSA-AES128-GCM-"
                                                                    "SHA256"}]},
             "resourceGroupId": "rg-acfm", "createFrom": "Console"}
         return domain_id

@@ -154,7 +154,9 @@ def modify_domain(b: Backend, p: Params) -> dict[str, Any]:
         by_identifier(b, listen["CertId"], "WAF")
     # API reference: ModifyDomain replaces the domain's whole configuration; what is not
     # sent is reset (the strictest reading: it is gone).
-    stored = dict(redirect)
+    # assumption: an empty list is "not set" (the SDK's to_map sends [] for every list
+    # field the caller left out, e.g. BackendPorts), so it is stored as absent.
+    stored = {k: v for k, v in redirect.items() if v != []}
     for key in ("Backends", "BackupBackends"):
         if isinstance(stored.get(key), list):
             stored[key] = [{"Backend": x} for x in stored[key]]

@@ -1,0 +1,126 @@
+"""Issue 15, end to end: one Pebble certificate to WAF, ESA, Function Compute and the
+cloud-native API Gateway in one run of the real CLI; a forced renewal moves every one of
+them, leaves every setting acmeali does not own byte-for-byte as it was, and leaves no
+orphaned CAS or product-side certificate. (productsb's live:/vod:/ddos:/ga: have their own
+file.)"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from tests.conftest import run_acmeali
+from tests.emulator import AliyunEmulator, apig, esa, fc, waf
+from tests.peers.pebble import Pebble
+from tests.test_e2e_alibaba import _leaf, _setup
+
+
+def _without(row: dict[str, Any], *paths: str) -> str:
+    """``row`` as canonical JSON with the fields acmeali owns removed (``a.b`` nests)."""
+    out = copy.deepcopy(row)
+    for path in paths:
+        *head, last = path.split(".")
+        node = out
+        for part in head:
+            node = node.get(part) or {}
+        node.pop(last, None)
+    return json.dumps(out, sort_keys=True)
+
+
+def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
+                                   aliyun: AliyunEmulator) -> None:
+    env = _setup(tmp_path, pebble, aliyun)
+    emu = aliyun
+    waf.add_domain(emu, "www.example.test")
+    waf.add_domain(emu, "shop.example.test")  # found by waf:auto
+    waf.add_domain(emu, "plain.example.test", https_ports=())  # HTTP only: left alone
+    waf.add_domain(emu, "other.test")  # not covered: left alone
+    waf.add_cloud_port(emu, "alb-e2e0001", 443)
+    site = esa.add_site(emu, "example.test")  # holds a console upload acmeali must keep
+    host = esa.add_hostname(emu, "example.test", "saas.example.test")
+    fc.add_domain(emu, "fn.example.test")
+    fc.add_domain(emu, "new.example.test", protocol="HTTP")
+    gw = apig.add_domain(emu, "gw.example.test")
+    apig.add_domain(emu, "plain-gw.example.test", protocol="HTTP")  # auto leaves it alone
+    targets = ["waf:www.example.test", "waf:auto", "waf:cloud:alb-e2e0001:443",
+               "esa:example.test", f"esa:hostname:{host}", "fc:fn.example.test", "fc:auto",
+               f"apig:{gw}", "apig:auto"]
+    st = emu.state.extra
+
+    def snapshot() -> dict[str, str]:
+        """Everything acmeali must not change, one canonical JSON string per resource."""
+        out = {f"waf:{d}": _without(r, "Listen.CertId") for d, r in st["waf"]["domains"].items()}
+        out.update({f"esa-host:{h}": _without(r, "CasId", "CertType")
+                    for h, r in st["esa"]["hostnames"].items()})
+        out["esa-console-cert"] = json.dumps(st["esa"]["certs"][site][0], sort_keys=True)
+        out.update({f"fc:{d}": _without(r, "certConfig", "protocol", "lastModifiedTime")
+                    for d, r in st["fc"]["domains"].items()})
+        out.update({f"apig:{d}": _without(r, "certIdentifier", "protocol")
+                    for d, r in st["apig"]["domains"].items()})
+        return out
+
+    before = snapshot()
+    proc = run_acmeali("issue", "-d", "example.test", "-d", "*.example.test",
+                       "--dns", "alidns", *[a for t in targets for a in ("--deploy", t)],
+                       env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    state = tmp_path / "state"
+
+    def bound() -> dict[str, Any]:
+        domains = st["waf"]["domains"]
+        port = st["waf"]["ports"][("alb-e2e0001", 443)]
+        fcd = st["fc"]["domains"]
+        leaf = {d: (x509.load_pem_x509_certificates(
+                    fcd[d]["certConfig"]["certificate"].encode())[0].serial_number
+                    if fcd[d]["certConfig"] else None) for d in fcd}
+        return {
+            "waf": {d: r["Listen"]["CertId"] for d, r in domains.items()},
+            "waf-cloud": [c["CertificateId"] for c in port["Certificates"]],
+            "esa": [(c["Type"], c["CasId"]) for c in st["esa"]["certs"][site]],
+            "esa-host": st["esa"]["hostnames"][host]["CasId"],
+            "fc": leaf,
+            "apig": {d: (r["protocol"], r["certIdentifier"])
+                     for d, r in st["apig"]["domains"].items()},
+        }
+
+    def expected(cert_id: int, serial: int) -> dict[str, Any]:
+        ident = f"{cert_id}-cn-hangzhou"
+        return {
+            "waf": {"www.example.test": ident, "shop.example.test": ident,
+                    "plain.example.test": None, "other.test": None},
+            "waf-cloud": [ident],
+            "esa": [("upload", None), ("cas", str(cert_id))],
+            "esa-host": cert_id,
+            # new.example.test served HTTP only: fc:auto leaves it alone
+            "fc": {"fn.example.test": serial, "new.example.test": None},
+            "apig": {gw: ("HTTPS", ident),
+                     next(k for k in st["apig"]["domains"] if k != gw): ("HTTP", None)},
+        }
+
+    (first_id, _), = emu.state.cas_certs.items()
+    first_serial = _leaf(state, "example.test").serial_number
+    assert bound() == expected(first_id, first_serial)
+    assert snapshot() == before  # read-modify-write: nothing else changed
+
+    proc = run_acmeali("renew", "--force", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (new_id, _), = emu.state.cas_certs.items()  # the old CAS upload is gone
+    new_serial = _leaf(state, "example.test").serial_number
+    assert new_id != first_id and new_serial != first_serial
+    assert bound() == expected(new_id, new_serial)
+    assert snapshot() == before
+    # ESA: the certificate acmeali set was replaced in place (Id=), not added to.
+    assert [c.get("Id") for c in emu.calls_of("SetCertificate")] \
+        == [None, str(st["esa"]["certs"][site][1]["Id"])]
+    check = run_acmeali("certs", "check", "--json", env=env)
+    assert json.loads(check.stdout)["ok"] is True, check.stdout
+
+    # Nothing due: a routine renew writes nothing anywhere.
+    calls = len(emu.calls)
+    proc = run_acmeali("renew", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert len(emu.calls) == calls
