@@ -21,7 +21,7 @@ from acmeali.deployers import deploy
 from acmeali.deployers.base import READ_PREFIXES, DeployContext
 from acmeali.deployers.cas import CAS
 from acmeali.deployers.registry import TARGETS, parse_target, target_class
-from tests.emulator import AliyunEmulator, apig, esa, fc, waf
+from tests.emulator import AliyunEmulator, apig, esa, fc, oss, waf
 from tests.test_deploy_helpers import (
     Lineage,
     TinyCA,
@@ -86,6 +86,9 @@ CASES: dict[str, Case] = {
                "UpdateCustomDomain"),
     "apig": Case("apig:auto", lambda e, t: apig.add_domain(e, "gw.example.test"),
                  "UpdateDomain"),
+    "oss": Case("oss:bucket-contract:img.example.test",
+                lambda e, t: oss.add_cname(e, "bucket-contract", "img.example.test"),
+                "PutCname"),
 }
 
 

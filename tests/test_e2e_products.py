@@ -14,7 +14,7 @@ from typing import Any
 from cryptography import x509
 
 from tests.conftest import run_acmeali
-from tests.emulator import AliyunEmulator, apig, esa, fc, waf
+from tests.emulator import AliyunEmulator, apig, esa, fc, oss, waf
 from tests.peers.pebble import Pebble
 from tests.test_e2e_alibaba import _leaf, _setup
 
@@ -46,9 +46,14 @@ def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
     fc.add_domain(emu, "new.example.test", protocol="HTTP")
     gw = apig.add_domain(emu, "gw.example.test")
     apig.add_domain(emu, "plain-gw.example.test", protocol="HTTP")  # auto leaves it alone
+    oss.add_cname(emu, "media-bucket", "img.example.test")
+    oss.add_cname(emu, "static-bucket", "cdn.example.test", region="cn-shanghai",
+                  certificate="999-cn-hangzhou")  # someone else's: oss:auto replaces it
+    oss.add_cname(emu, "static-bucket", "bare.example.test", region="cn-shanghai")
     targets = ["waf:www.example.test", "waf:auto", "waf:cloud:alb-e2e0001:443",
                "esa:example.test", f"esa:hostname:{host}", "fc:fn.example.test", "fc:auto",
-               f"apig:{gw}", "apig:auto"]
+               f"apig:{gw}", "apig:auto", "oss:media-bucket:img.example.test",
+               "oss:cn-shanghai:static-bucket:auto"]
     st = emu.state.extra
 
     def snapshot() -> dict[str, str]:
@@ -61,6 +66,8 @@ def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
                     for d, r in st["fc"]["domains"].items()})
         out.update({f"apig:{d}": _without(r, "certIdentifier", "protocol")
                     for d, r in st["apig"]["domains"].items()})
+        out.update({f"oss:{b}:{d}": _without(r, "Certificate")
+                    for b, v in st["oss"]["buckets"].items() for d, r in v["Cnames"].items()})
         return out
 
     before = snapshot()
@@ -85,6 +92,8 @@ def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
             "fc": leaf,
             "apig": {d: (r["protocol"], r["certIdentifier"])
                      for d, r in st["apig"]["domains"].items()},
+            "oss": {d: (r["Certificate"] or {}).get("CertId")
+                    for v in st["oss"]["buckets"].values() for d, r in v["Cnames"].items()},
         }
 
     def expected(cert_id: int, serial: int) -> dict[str, Any]:
@@ -99,6 +108,9 @@ def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
             "fc": {"fn.example.test": serial, "new.example.test": None},
             "apig": {gw: ("HTTPS", ident),
                      next(k for k in st["apig"]["domains"] if k != gw): ("HTTP", None)},
+            # bare.example.test has no certificate (no HTTPS): oss:auto leaves it alone
+            "oss": {"img.example.test": ident, "cdn.example.test": ident,
+                    "bare.example.test": None},
         }
 
     (first_id, _), = emu.state.cas_certs.items()
@@ -116,6 +128,11 @@ def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
     # ESA: the certificate acmeali set was replaced in place (Id=), not added to.
     assert [c.get("Id") for c in emu.calls_of("SetCertificate")] \
         == [None, str(st["esa"]["certs"][site][1]["Id"])]
+    # OSS replaced the bound certificate by naming it (PreviousCertId), never by Force.
+    puts = emu.calls_of("PutCname")
+    assert [p.get("PreviousCertId") for p in puts if p["Domain"] == "cdn.example.test"] \
+        == ["999-cn-hangzhou", f"{first_id}-cn-hangzhou"]
+    assert not any("Force" in p for p in puts)
     check = run_acmeali("certs", "check", "--json", env=env)
     assert json.loads(check.stdout)["ok"] is True, check.stdout
 

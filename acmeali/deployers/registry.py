@@ -32,6 +32,7 @@ TARGETS: dict[str, str] = {
     "esa": "acmeali.deployers.esa:Esa",
     "fc": "acmeali.deployers.fc:Fc",
     "apig": "acmeali.deployers.apig:Apig",
+    "oss": "acmeali.deployers.oss:Oss",
     "hook": "acmeali.deployers.hook:Hook",
 }
 

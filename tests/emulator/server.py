@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import alb, apig, casjobs, esa, fc, nlb, roa, slb, waf  # noqa: F401 - registers them
+from . import alb, apig, casjobs, esa, fc, nlb, oss, roa, slb, waf  # noqa: F401 - registers
 from .mqtt import new_instance
 from .mqtt import register_device as _register_device
 from .products import (
@@ -512,6 +512,8 @@ class _Handler(BaseHTTPRequestHandler):
         delay = self.emulator.faults.delay
         if delay:
             time.sleep(delay)
+        if oss.serve(self.emulator, self, req):  # OSS has its own signature and XML
+            return
         status, extra, payload = self.emulator.handle(req)
         if status == 0:  # the action ran, but the answer never reaches the client
             self.close_connection = True
