@@ -18,7 +18,7 @@ from typing import Any
 
 from . import roa
 from .casref import by_identifier, st
-from .products import HOSTS, VERSIONS, Params, action, int_param, page
+from .products import CAS_USER_SOURCES, HOSTS, VERSIONS, Params, action, int_param, page
 from .state import ApiError, Backend
 
 APIG = "apig"
@@ -89,3 +89,13 @@ def update_domain(b: Backend, p: Params) -> dict[str, Any]:
     for key in UPDATABLE:
         row[key] = copy.deepcopy(body.get(key))
     return {"code": "Ok", "data": {"domainId": row["domainId"]}}
+
+
+def _cas_users(b: Backend, cert_id: int) -> list[dict[str, Any]]:
+    """CAS ListCertificates UsingProductList: APIG domains on the certificate."""
+    ident = f"{cert_id}-{b.state.cas_region}"
+    return [{"CloudProduct": "APIG", "Domain": r["name"]}
+            for r in _st(b)["domains"].values() if r.get("certIdentifier") == ident]
+
+
+CAS_USER_SOURCES.append(_cas_users)

@@ -22,7 +22,7 @@ import itertools
 from typing import Any
 
 from .casref import by_id, st
-from .products import HOSTS, VERSIONS, Params, action, int_param, page
+from .products import CAS_USER_SOURCES, HOSTS, VERSIONS, Params, action, int_param, page
 from .state import ApiError, Backend
 
 ESA = "esa"
@@ -171,3 +171,16 @@ def update_custom_hostname(b: Backend, p: Params) -> dict[str, Any]:
     elif p.get("SslFlag") == "off":
         host.update(SslFlag="off", CertType=None, CasId=None)
     return {}
+
+
+def _cas_users(b: Backend, cert_id: int) -> list[dict[str, Any]]:
+    """CAS ListCertificates UsingProductList: ESA sites and hostnames on the certificate."""
+    out = [{"CloudProduct": "ESA", "Domain": _st(b)["sites"][s]["SiteName"]}
+           for s, rows in _st(b)["certs"].items()
+           if any(r.get("CasId") == str(cert_id) for r in rows)]
+    out += [{"CloudProduct": "ESA", "Domain": h["Hostname"]}
+            for h in _st(b)["hostnames"].values() if h.get("CasId") == cert_id]
+    return out
+
+
+CAS_USER_SOURCES.append(_cas_users)

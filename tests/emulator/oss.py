@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from .casref import by_identifier, st
+from .products import CAS_USER_SOURCES
 from .signature import MAX_CLOCK_SKEW
 from .state import ApiError, Backend
 
@@ -254,3 +255,14 @@ def _list(name: str, bucket: dict[str, Any]) -> bytes:
                          if cert else None))
     return _xml("ListCnameResult", [_el("Bucket", name), _el("Owner", "1234567890123456"),
                                     *items])
+
+
+def _cas_users(b: Backend, cert_id: int) -> list[dict[str, Any]]:
+    """CAS ListCertificates UsingProductList: OSS custom domains on the certificate."""
+    ident = f"{cert_id}-{b.state.cas_region}"
+    return [{"CloudProduct": "OSS", "Domain": d}
+            for v in _st(b)["buckets"].values() for d, r in v["Cnames"].items()
+            if (r.get("Certificate") or {}).get("CertId") == ident]
+
+
+CAS_USER_SOURCES.append(_cas_users)

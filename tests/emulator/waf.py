@@ -24,7 +24,7 @@ import json
 from typing import Any
 
 from .casref import by_identifier, st
-from .products import HOSTS, VERSIONS, Params, action, int_param, page
+from .products import CAS_USER_SOURCES, HOSTS, VERSIONS, Params, action, int_param, page
 from .state import ApiError, Backend
 
 WAF = "waf"
@@ -204,3 +204,17 @@ def modify_default_cert(b: Backend, p: Params) -> dict[str, Any]:
     port["Certificates"].insert(0, {"CertificateId": p["CertId"], "AppliedType": "default",
                                     "CertificateName": c["Name"]})
     return {}
+
+
+def _cas_users(b: Backend, cert_id: int) -> list[dict[str, Any]]:
+    """CAS ListCertificates UsingProductList: WAF domains and cloud ports on the certificate."""
+    ident = f"{cert_id}-{b.state.cas_region}"
+    out = [{"CloudProduct": "WAF", "Domain": d} for d, r in _st(b)["domains"].items()
+           if r["Listen"].get("CertId") == ident]
+    out += [{"CloudProduct": "WAF", "Domain": v["CloudResourceId"]}
+            for v in _st(b)["ports"].values()
+            if any(c["CertificateId"] == ident for c in v["Certificates"])]
+    return out
+
+
+CAS_USER_SOURCES.append(_cas_users)
