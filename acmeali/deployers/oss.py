@@ -6,11 +6,13 @@
 - ``oss:[<region>:]<bucket>:auto``: every custom domain of the bucket that already has a
   certificate (``ListCname``) and that the certificate covers.
 
-Replacing a bound certificate: OSS refuses to overwrite one unless the request either
-names it as ``PreviousCertId`` or sets ``Force=true``. acmeali sends the ``CertId`` it
-just read as ``PreviousCertId`` (never ``Force``), so a certificate someone changed in
-between is not overwritten blindly: the call fails, is recorded, and the next run reads
-again. Read back with ``ListCname``.
+``PreviousCertId`` and ``Force`` (PutCname reference): a request that names no
+``PreviousCertId`` must set ``Force=true``; one that names it is refused unless it is the
+domain's current certificate (error 0018-00000209). acmeali sends the ``CertId`` it just
+read as ``PreviousCertId`` when the domain has one, so a certificate someone changed in
+between is not overwritten blindly (the call fails, is recorded, and the next run reads
+again), and ``Force=true`` only for a domain without any certificate, where there is
+nothing to overwrite. Read back with ``ListCname``.
 
 OSS is not an RPC/ROA API: it has its own signature (V4, ``OSS4-HMAC-SHA256``), XML bodies
 and bucket endpoints (``oss-<region>.aliyuncs.com``; an IP endpoint such as a test
@@ -150,6 +152,8 @@ class Oss(Target):
         config = oss.models.CertificateConfiguration(cert_id=cas.identifier)
         if current:
             config.previous_cert_id = current
+        else:  # PutCname reference: without PreviousCertId, Force must be true
+            config.force = True
         request = oss.models.PutCnameRequest(
             bucket=self.bucket, bucket_cname_configuration=oss.models.BucketCnameConfiguration(
                 cname=oss.models.Cname(domain=domain, certificate_configuration=config)))
@@ -159,7 +163,7 @@ class Oss(Target):
                                                            "CertId": cas.identifier}))
             ctx.ui.result(f"  would call oss PutCname Bucket={self.bucket} Domain={domain} "
                           f"CertId={cas.identifier}" + (f" PreviousCertId={current}"
-                                                        if current else ""))
+                                                        if current else " Force=true"))
             return f"{where} would serve {cas.identifier}", cas.cert_id
         _call(ctx, self._region(ctx), "PutCname", request)
         for attempt in range(CONFIRM_TRIES):

@@ -12,8 +12,8 @@ keys for empty values, the ``x-oss-*``/content-type/content-md5 headers, additio
 HMAC chain from ``"aliyun_v4" + secret``); operations/bucket_cname.py (PutCname: POST
 ``?cname&comp=add`` with Content-MD5 and a BucketCnameConfiguration body; ListCname: GET
 ``?cname``); models/bucket_cname.py (element names); the PutCname API reference
-(``PreviousCertId`` / ``Force`` rules for replacing a certificate, error ``AccessDenied``
-403 for RAM).
+(``PreviousCertId`` / ``Force`` rules, error ``AccessDenied`` 403 for RAM) and the OSS
+error page 0018-00000209 (PreviousCertId mismatch).
 
 State ``state.extra["oss"]``: "buckets": name -> {"Region", "Cnames": {domain:
 {"Domain", "Status", "LastModified", "Certificate": {...} | None, "Settings": {...}}}}.
@@ -235,11 +235,16 @@ def _put(b: Backend, bucket: dict[str, Any], p: dict[str, str]) -> None:
         return  # no certificate change requested
     current = (row.get("Certificate") or {}).get("CertId")
     force = p.get("Force", "").lower() == "true"
-    if current and not force and p.get("PreviousCertId") != current:
-        # PutCname reference: replacing a bound certificate needs PreviousCertId (the
-        # current one) or Force=true. assumption: code and status.
-        raise ApiError(409, "CertificateConflict", "The domain already has a certificate; "
-                       "give PreviousCertId or Force.")
+    if not force and "PreviousCertId" not in p:
+        # PutCname reference, PreviousCertId: "If you do not specify the PreviousCertId
+        # parameter when you bind a certificate, you must set the Force parameter to true"
+        # (read strictly: also for a domain without a certificate). assumption: code.
+        raise ApiError(400, "InvalidArgument", "Force must be true without PreviousCertId.")
+    if not force and p.get("PreviousCertId") != current:
+        # help.aliyun.com/zh/oss/user-guide/0018-00000209: a PreviousCertId that is not the
+        # domain's current certificate is refused. assumption: code and status.
+        raise ApiError(409, "CertificateConflict", "PreviousCertId does not match the "
+                       "domain's current certificate (EC 0018-00000209).")
     by_identifier(b, p["CertId"], "OSS")
     row["Certificate"] = {"Type": "CAS", "CertId": p["CertId"], "Status": "Enabled"}
 
