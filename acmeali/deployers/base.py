@@ -275,7 +275,7 @@ class Api:
         if self.dry_run and not action.startswith(READ_PREFIXES):
             shown = redact_params(params)
             self.planned.append((service.name, action, shown))
-            args = " ".join(f"{k}={v}" for k, v in shown.items())
+            args = " ".join([*path, *(f"{k}={v}" for k, v in shown.items())])
             self.ui.result(f"  would call {service.name} {action} {args}".rstrip())
             return {}
         return call(self.client(service, region), action, params, path=path)
