@@ -30,7 +30,8 @@ from tests.test_deploy_helpers import (
 @pytest.mark.parametrize(("spec", "fields"), [
     ("waf:www.example.com", {"domain": "www.example.com", "region": None}),
     ("waf:ap-southeast-1:auto", {"domain": "auto", "region": "ap-southeast-1"}),
-    ("waf:cloud:alb-1x:443", {"resource": "alb-1x", "port": 443, "domain": ""}),
+    ("waf:cloud:alb-1x:443", {"resource": "alb-1x", "port": 443, "domain": "", "extra": False}),
+    ("waf:cloud:alb-1x:443:extra", {"resource": "alb-1x", "port": 443, "extra": True}),
     ("esa:example.com", {"site": "example.com", "hostname_id": ""}),
     ("esa:hostname:42", {"hostname_id": "42", "site": ""}),
     ("esa:hostnames:example.com", {"site": "example.com", "all_hostnames": True}),
@@ -194,3 +195,26 @@ def test_oss_does_not_overwrite_a_certificate_changed_meanwhile(emu: AliyunEmula
                  {"Domain": "img.example.test", "CertId": "1-cn-hangzhou",
                   "PreviousCertId": "111-cn-hangzhou"})
     assert err.value.status == 409
+
+
+def test_waf_extension_previous_kept_when_delete_fails_then_removed(emu: AliyunEmulator,
+                                                                    tmp_path: Path) -> None:
+    waf.add_cloud_port(emu, "alb-x1", 443, extensions=("777-cn-hangzhou",))
+    ca = TinyCA()
+    lin = make_lineage(ca, ["example.test"])
+    spec = "waf:cloud:alb-x1:443:extra"
+    ok, msg, _ = _run(emu, lin, tmp_path, spec)
+    assert ok, msg
+    first = f"{max(emu.state.cas_certs)}-cn-hangzhou"
+    lin = make_lineage(ca, ["example.test"], meta=lin.meta, version=2)
+    emu.faults.deny("DeleteCloudResourceExtensionCert", count=1)
+    ok, msg, _ = _run(emu, lin, tmp_path, spec)
+    second = f"{max(emu.state.cas_certs)}-cn-hangzhou"
+    assert not ok and "still there" in msg, msg
+    port = emu.state.extra["waf"]["ports"][("alb-x1", 443)]
+    assert [c["CertificateId"] for c in port["Certificates"]] == ["777-cn-hangzhou", first, second]
+    dep = lin.meta.deployments[spec]  # both CAS certificates stay in use until it is gone
+    assert {int(first.split("-")[0]), int(second.split("-")[0])} <= set(dep.cas_ids)
+    ok, msg, _ = _run(emu, lin, tmp_path, spec)  # retried: the previous one goes
+    assert ok, msg
+    assert [c["CertificateId"] for c in port["Certificates"]] == ["777-cn-hangzhou", second]

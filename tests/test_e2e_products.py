@@ -40,6 +40,7 @@ def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
     waf.add_domain(emu, "plain.example.test", https_ports=())  # HTTP only: left alone
     waf.add_domain(emu, "other.test")  # not covered: left alone
     waf.add_cloud_port(emu, "alb-e2e0001", 443)
+    waf.add_cloud_port(emu, "alb-e2e0001", 8443, extensions=("777-cn-hangzhou",))
     site = esa.add_site(emu, "example.test")  # holds a console upload acmeali must keep
     host = esa.add_hostname(emu, "example.test", "saas.example.test")
     fc.add_domain(emu, "fn.example.test")
@@ -51,6 +52,7 @@ def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
                   certificate="999-cn-hangzhou")  # someone else's: oss:auto replaces it
     oss.add_cname(emu, "static-bucket", "bare.example.test", region="cn-shanghai")
     targets = ["waf:www.example.test", "waf:auto", "waf:cloud:alb-e2e0001:443",
+               "waf:cloud:alb-e2e0001:8443:extra",
                "esa:example.test", f"esa:hostname:{host}", "fc:fn.example.test", "fc:auto",
                f"apig:{gw}", "apig:auto", "oss:media-bucket:img.example.test",
                "oss:cn-shanghai:static-bucket:auto"]
@@ -80,6 +82,7 @@ def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
     def bound() -> dict[str, Any]:
         domains = st["waf"]["domains"]
         port = st["waf"]["ports"][("alb-e2e0001", 443)]
+        extra = st["waf"]["ports"][("alb-e2e0001", 8443)]
         fcd = st["fc"]["domains"]
         leaf = {d: (x509.load_pem_x509_certificates(
                     fcd[d]["certConfig"]["certificate"].encode())[0].serial_number
@@ -87,6 +90,7 @@ def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
         return {
             "waf": {d: r["Listen"]["CertId"] for d, r in domains.items()},
             "waf-cloud": [c["CertificateId"] for c in port["Certificates"]],
+            "waf-extra": [(c["AppliedType"], c["CertificateId"]) for c in extra["Certificates"]],
             "esa": [(c["Type"], c["CasId"]) for c in st["esa"]["certs"][site]],
             "esa-host": st["esa"]["hostnames"][host]["CasId"],
             "fc": leaf,
@@ -102,6 +106,8 @@ def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
             "waf": {"www.example.test": ident, "shop.example.test": ident,
                     "plain.example.test": None, "other.test": None},
             "waf-cloud": [ident],
+            # the console's extension stays; acmeali's previous one is deleted
+            "waf-extra": [("extension", "777-cn-hangzhou"), ("extension", ident)],
             "esa": [("upload", None), ("cas", str(cert_id))],
             "esa-host": cert_id,
             # new.example.test served HTTP only: fc:auto leaves it alone

@@ -16,12 +16,15 @@ Forms (``<region>`` is the WAF region, ``cn-hangzhou`` on the China site and
 - ``waf:[<region>:]cloud:<resource-instance-id>:<port>``: cloud-native access (an ALB,
   CLB, ECS... resource added to WAF): the port's default certificate, through
   ``ModifyCloudResourceDefaultCert``, read back with
-  ``DescribeCloudResourceAccessPortDetails``.
+  ``DescribeCloudResourceAccessPortDetails``. ``...:extra`` adds it as an extension
+  certificate (``CreateCloudResourceExtensionCert``) and then deletes the extension
+  acmeali added before (``DeleteCloudResourceExtensionCert``); other extensions stay.
 
 WAF takes the CAS certificate by identifier (``<CertId>-<region>``). Sources:
 alibabacloud_waf_openapi20211001 7.8.7 models (_describe_instance_*,
 _describe_domain_detail_*, _modify_domain_request.py, _describe_domains_*,
 _modify_cloud_resource_default_cert_request.py,
+_create_cloud_resource_extension_cert_request.py, _delete_cloud_resource_extension_cert_*,
 _describe_cloud_resource_access_port_details_*).
 """
 
@@ -32,9 +35,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from acmeali.aliyun.services import Service, cas_region
-from acmeali.deployers.base import DeployContext, Target, TargetResult, split_region
+from acmeali.deployers.base import (
+    DeployContext,
+    PartialDeployError,
+    Target,
+    TargetResult,
+    split_region,
+)
 from acmeali.deployers.cas import CAS, CasCert
-from acmeali.deployers.many import bind_many
+from acmeali.deployers.many import bind_many, error_text
 from acmeali.errors import DeployError
 
 WAF = Service("waf", "alibabacloud_waf_openapi20211001", "wafopenapi.{region}.aliyuncs.com",
@@ -65,9 +74,11 @@ class Waf(Target):
     kind = "waf"
     usage: ClassVar[tuple[str, ...]] = (
         "waf:[<region>:]<domain>", "waf:[<region>:]auto",
-        "waf:[<region>:]cloud:<resource-instance-id>:<port>")
+        "waf:[<region>:]cloud:<resource-instance-id>:<port>",
+        "waf:[<region>:]cloud:<resource-instance-id>:<port>:extra")
     summary = ("WAF 3.0 CNAME-access domain(s) (auto: every covered HTTPS one) or a "
-               "cloud-native resource port's default certificate, by CAS identifier")
+               "cloud-native resource port's default (or an extension) certificate, by CAS "
+               "identifier")
     services = (CAS, WAF)
 
     spec: str
@@ -75,21 +86,24 @@ class Waf(Target):
     resource: str = ""
     port: int = 0
     region: str | None = None
+    extra: bool = False
 
     @classmethod
     def parse(cls, spec: str, arg: str) -> Waf:
         region, rest = split_region(arg.split(":"), 1)
-        if len(rest) == 3 and rest[0] == "cloud":
+        extra = len(rest) == 4 and rest[0] == "cloud" and rest[3] == "extra"
+        if (len(rest) == 3 or extra) and rest[0] == "cloud":
             if not rest[1] or not rest[2].isdigit():
                 raise cls.fail(spec, "cloud access needs a resource instance id and a port")
-            return cls(spec, resource=rest[1], port=int(rest[2]), region=region)
+            return cls(spec, resource=rest[1], port=int(rest[2]), region=region, extra=extra)
         if len(rest) != 1 or not rest[0] or rest[0] == "cloud":
             raise cls.fail(spec, "malformed")
         return cls(spec, domain=rest[0].lower().rstrip("."), region=region)
 
     def plan(self) -> str:
         if self.resource:
-            return f"default certificate of WAF cloud resource {self.resource} port {self.port}"
+            role = "an extension" if self.extra else "the default"
+            return f"{role} certificate of WAF cloud resource {self.resource} port {self.port}"
         what = "every covered HTTPS domain" if self.domain == "auto" else self.domain
         return f"point WAF {what} at the CAS certificate (Listen.CertId)"
 
@@ -190,6 +204,48 @@ class Waf(Target):
                 return cert.get("CertificateId")
         return None
 
+    @staticmethod
+    def _extensions(row: dict[str, Any]) -> list[str]:
+        return [str(c.get("CertificateId")) for c in row.get("Certificates") or []
+                if str(c.get("AppliedType") or "").lower() == "extension"]
+
+    def _bind_extension(self, ctx: DeployContext, instance: str) -> TargetResult:
+        """Add ours as an extension, then delete the one acmeali added before."""
+        cas = ctx.cas.ensure()
+        where = f"WAF cloud resource {self.resource}:{self.port}"
+        row = self._port_row(ctx, instance)
+        cloud_id = row.get("CloudResourceId")
+        dep = ctx.meta.deployments.get(self.spec)
+        details = (dep.details if dep else {}) or {}
+        # what acmeali added before: the last one, or the one a failed delete left behind
+        olds = [str(details.get(k) or "") for k in ("certificate_id", "previous")]
+        previous = next((o for o in olds if o and o != cas.identifier
+                         and o in self._extensions(row)), "")
+        if cas.identifier not in self._extensions(row):
+            self._call(ctx, "CreateCloudResourceExtensionCert", {
+                "InstanceId": instance, "CloudResourceId": cloud_id, "CertId": cas.identifier})
+            if ctx.dry_run:
+                return TargetResult(f"{where} would add {cas.identifier} (extension)")
+            self._confirm(ctx, lambda: cas.identifier if cas.identifier in self._extensions(
+                self._port_row(ctx, instance)) else None, where, cas)
+        elif not previous:
+            return TargetResult(f"{where} already serves {cas.identifier} (extension)",
+                                {"certificate_id": cas.identifier}, frozenset({cas.cert_id}))
+        if previous:
+            try:
+                self._call(ctx, "DeleteCloudResourceExtensionCert", {
+                    "InstanceId": instance, "CloudResourceId": cloud_id, "CertId": previous})
+            except Exception as exc:
+                old_id = previous.partition("-")[0]
+                raise PartialDeployError(
+                    f"{where} serves {cas.identifier}, but the previous extension "
+                    f"{previous} is still there: {error_text(exc)}",
+                    {"certificate_id": cas.identifier, "previous": previous},
+                    frozenset({cas.cert_id} | ({int(old_id)} if old_id.isdigit() else set())),
+                ) from None
+        return TargetResult(f"{where} now serves {cas.identifier} (extension)",
+                            {"certificate_id": cas.identifier}, frozenset({cas.cert_id}))
+
     def _bind_cloud(self, ctx: DeployContext, instance: str) -> TargetResult:
         cas = ctx.cas.ensure()
         where = f"WAF cloud resource {self.resource}:{self.port}"
@@ -210,6 +266,8 @@ class Waf(Target):
     # ------------------------------------------------------------------ Target
     def deploy(self, ctx: DeployContext) -> TargetResult:
         instance = self._instance(ctx)
+        if self.resource and self.extra:
+            return self._bind_extension(ctx, instance)
         if self.resource:
             return self._bind_cloud(ctx, instance)
         if self.domain == "auto":
@@ -223,6 +281,8 @@ class Waf(Target):
     def check(self, ctx: DeployContext) -> bool:
         cas = ctx.cas.ensure()
         instance = self._instance(ctx)
+        if self.resource and self.extra:
+            return cas.identifier in self._extensions(self._port_row(ctx, instance))
         if self.resource:
             return _serves(self._default_cert(self._port_row(ctx, instance)), cas)
         if self.domain == "auto":

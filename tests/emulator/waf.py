@@ -6,7 +6,8 @@ _describe_domain_detail_response_body.py: Listen, Redirect with Backends as
 [{"Backend"}]; _modify_domain_request.py: InstanceId, Listen, Redirect, RegionId required,
 Listen/Redirect sent as JSON strings, Redirect.Backends a list of strings;
 _describe_domains_*; _modify_cloud_resource_default_cert_request.py: CertId,
-CloudResourceId, InstanceId, RegionId required;
+CloudResourceId, InstanceId, RegionId required; _create_cloud_resource_extension_cert_request.py
+and _delete_cloud_resource_extension_cert_request.py: the same four required;
 _describe_cloud_resource_access_port_details_*: InstanceId and ResourceInstanceId
 required) and the WAF 3.0 API reference (ModifyDomain: "the full configuration").
 
@@ -72,14 +73,18 @@ def add_domain(emu: Any, domain: str, *, https_ports: tuple[int, ...] = (443,),
         return row
 
 
-def add_cloud_port(emu: Any, resource: str, port: int, region: str = "cn-hangzhou") -> str:
-    """A port of a cloud resource (e.g. an ALB instance) added to WAF (cloud-native)."""
+def add_cloud_port(emu: Any, resource: str, port: int, region: str = "cn-hangzhou",
+                   extensions: tuple[str, ...] = ()) -> str:
+    """A port of a cloud resource (e.g. an ALB instance) added to WAF (cloud-native), with
+    extension certificates someone else added."""
     add_instance(emu, region)
     cloud_id = f"{resource}-{port}-alb"
     with emu.state.lock:
         _st(emu)["ports"][(resource, port)] = {
             "CloudResourceId": cloud_id, "Port": port, "Protocol": "https",
-            "Http2Enabled": True, "Status": 1, "Certificates": []}
+            "Http2Enabled": True, "Status": 1,
+            "Certificates": [{"CertificateId": x, "AppliedType": "extension",
+                              "CertificateName": "console"} for x in extensions]}
     return cloud_id
 
 
@@ -203,6 +208,42 @@ def modify_default_cert(b: Backend, p: Params) -> dict[str, Any]:
     port["Certificates"] = [x for x in port["Certificates"] if x["AppliedType"] != "default"]
     port["Certificates"].insert(0, {"CertificateId": p["CertId"], "AppliedType": "default",
                                     "CertificateName": c["Name"]})
+    return {}
+
+
+def _port_by_cloud_id(b: Backend, cloud_id: str) -> dict[str, Any]:
+    port = next((v for v in _st(b)["ports"].values() if v["CloudResourceId"] == cloud_id), None)
+    if port is None:
+        # assumption: code for an unknown cloud resource.
+        raise ApiError(400, "Waf.CloudResource.NotExist", "The cloud resource does not exist.")
+    return port
+
+
+@action(WAF, "CreateCloudResourceExtensionCert", "CertId", "CloudResourceId", "InstanceId",
+        "RegionId")
+def create_extension_cert(b: Backend, p: Params) -> dict[str, Any]:
+    _instance(b, p)
+    port = _port_by_cloud_id(b, p["CloudResourceId"])
+    c = by_identifier(b, p["CertId"], "WAF")
+    if any(x["CertificateId"] == p["CertId"] for x in port["Certificates"]):
+        # assumption: adding a certificate the port already has is refused.
+        raise ApiError(400, "Waf.Cert.Exist", "The certificate is already added.")
+    port["Certificates"].append({"CertificateId": p["CertId"], "AppliedType": "extension",
+                                 "CertificateName": c["Name"]})
+    return {}
+
+
+@action(WAF, "DeleteCloudResourceExtensionCert", "CertId", "CloudResourceId", "InstanceId",
+        "RegionId")
+def delete_extension_cert(b: Backend, p: Params) -> dict[str, Any]:
+    _instance(b, p)
+    port = _port_by_cloud_id(b, p["CloudResourceId"])
+    keep = [x for x in port["Certificates"] if not (x["CertificateId"] == p["CertId"]
+                                                   and x["AppliedType"] == "extension")]
+    if len(keep) == len(port["Certificates"]):
+        # assumption: deleting an extension the port does not have is refused.
+        raise ApiError(404, "Waf.Cert.NotExist", "The extension certificate does not exist.")
+    port["Certificates"] = keep
     return {}
 
 
