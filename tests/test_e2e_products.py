@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,27 +35,29 @@ def _without(row: dict[str, Any], *paths: str) -> str:
 def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
                                    aliyun: AliyunEmulator) -> None:
     env = _setup(tmp_path, pebble, aliyun)
+    base = f"pr{uuid.uuid4().hex[:8]}.test"  # unique: challtestsrv is session-wide
+    aliyun.add_dns_zone(base)
     emu = aliyun
-    waf.add_domain(emu, "www.example.test")
-    waf.add_domain(emu, "shop.example.test")  # found by waf:auto
-    waf.add_domain(emu, "plain.example.test", https_ports=())  # HTTP only: left alone
+    waf.add_domain(emu, f"www.{base}")
+    waf.add_domain(emu, f"shop.{base}")  # found by waf:auto
+    waf.add_domain(emu, f"plain.{base}", https_ports=())  # HTTP only: left alone
     waf.add_domain(emu, "other.test")  # not covered: left alone
     waf.add_cloud_port(emu, "alb-e2e0001", 443)
     waf.add_cloud_port(emu, "alb-e2e0001", 8443, extensions=("777-cn-hangzhou",))
-    site = esa.add_site(emu, "example.test")  # holds a console upload acmeali must keep
-    host = esa.add_hostname(emu, "example.test", "saas.example.test")
-    fc.add_domain(emu, "fn.example.test")
-    fc.add_domain(emu, "new.example.test", protocol="HTTP")
-    gw = apig.add_domain(emu, "gw.example.test")
-    apig.add_domain(emu, "plain-gw.example.test", protocol="HTTP")  # auto leaves it alone
-    oss.add_cname(emu, "media-bucket", "img.example.test")
-    oss.add_cname(emu, "static-bucket", "cdn.example.test", region="cn-shanghai",
+    site = esa.add_site(emu, base)  # holds a console upload acmeali must keep
+    host = esa.add_hostname(emu, base, f"saas.{base}")
+    fc.add_domain(emu, f"fn.{base}")
+    fc.add_domain(emu, f"new.{base}", protocol="HTTP")
+    gw = apig.add_domain(emu, f"gw.{base}")
+    apig.add_domain(emu, f"plain-gw.{base}", protocol="HTTP")  # auto leaves it alone
+    oss.add_cname(emu, "media-bucket", f"img.{base}")
+    oss.add_cname(emu, "static-bucket", f"cdn.{base}", region="cn-shanghai",
                   certificate="999-cn-hangzhou")  # someone else's: oss:auto replaces it
-    oss.add_cname(emu, "static-bucket", "bare.example.test", region="cn-shanghai")
-    targets = ["waf:www.example.test", "waf:auto", "waf:cloud:alb-e2e0001:443",
+    oss.add_cname(emu, "static-bucket", f"bare.{base}", region="cn-shanghai")
+    targets = [f"waf:www.{base}", "waf:auto", "waf:cloud:alb-e2e0001:443",
                "waf:cloud:alb-e2e0001:8443:extra",
-               "esa:example.test", f"esa:hostname:{host}", "fc:fn.example.test", "fc:auto",
-               f"apig:{gw}", "apig:auto", "oss:media-bucket:img.example.test",
+               f"esa:{base}", f"esa:hostname:{host}", f"fc:fn.{base}", "fc:auto",
+               f"apig:{gw}", "apig:auto", f"oss:media-bucket:img.{base}",
                "oss:cn-shanghai:static-bucket:auto"]
     st = emu.state.extra
 
@@ -73,7 +76,7 @@ def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
         return out
 
     before = snapshot()
-    proc = run_acmeali("issue", "-d", "example.test", "-d", "*.example.test",
+    proc = run_acmeali("issue", "-d", base, "-d", f"*.{base}",
                        "--dns", "alidns", *[a for t in targets for a in ("--deploy", t)],
                        env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -103,31 +106,31 @@ def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
     def expected(cert_id: int, serial: int) -> dict[str, Any]:
         ident = f"{cert_id}-cn-hangzhou"
         return {
-            "waf": {"www.example.test": ident, "shop.example.test": ident,
-                    "plain.example.test": None, "other.test": None},
+            "waf": {f"www.{base}": ident, f"shop.{base}": ident,
+                    f"plain.{base}": None, "other.test": None},
             "waf-cloud": [ident],
             # the console's extension stays; acmeali's previous one is deleted
             "waf-extra": [("extension", "777-cn-hangzhou"), ("extension", ident)],
             "esa": [("upload", None), ("cas", str(cert_id))],
             "esa-host": cert_id,
-            # new.example.test served HTTP only: fc:auto leaves it alone
-            "fc": {"fn.example.test": serial, "new.example.test": None},
+            # new.<base> served HTTP only: fc:auto leaves it alone
+            "fc": {f"fn.{base}": serial, f"new.{base}": None},
             "apig": {gw: ("HTTPS", ident),
                      next(k for k in st["apig"]["domains"] if k != gw): ("HTTP", None)},
-            # bare.example.test has no certificate (no HTTPS): oss:auto leaves it alone
-            "oss": {"img.example.test": ident, "cdn.example.test": ident,
-                    "bare.example.test": None},
+            # bare.<base> has no certificate (no HTTPS): oss:auto leaves it alone
+            "oss": {f"img.{base}": ident, f"cdn.{base}": ident,
+                    f"bare.{base}": None},
         }
 
     (first_id, _), = emu.state.cas_certs.items()
-    first_serial = _leaf(state, "example.test").serial_number
+    first_serial = _leaf(state, base).serial_number
     assert bound() == expected(first_id, first_serial)
     assert snapshot() == before  # read-modify-write: nothing else changed
 
     proc = run_acmeali("renew", "--force", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (new_id, _), = emu.state.cas_certs.items()  # the old CAS upload is gone
-    new_serial = _leaf(state, "example.test").serial_number
+    new_serial = _leaf(state, base).serial_number
     assert new_id != first_id and new_serial != first_serial
     assert bound() == expected(new_id, new_serial)
     assert snapshot() == before
@@ -136,10 +139,10 @@ def test_products_follow_a_renewal(tmp_path: Path, pebble: Pebble,
         == [None, str(st["esa"]["certs"][site][1]["Id"])]
     # OSS replaced a bound certificate by naming it (PreviousCertId), never by Force.
     puts = emu.calls_of("PutCname")
-    assert [p.get("PreviousCertId") for p in puts if p["Domain"] == "cdn.example.test"] \
+    assert [p.get("PreviousCertId") for p in puts if p["Domain"] == f"cdn.{base}"] \
         == ["999-cn-hangzhou", f"{first_id}-cn-hangzhou"]
-    # Force only where there was nothing to overwrite (the first binding of img.example.test)
-    assert [p["Domain"] for p in puts if p.get("Force") == "true"] == ["img.example.test"]
+    # Force only where there was nothing to overwrite (the first binding of img.<base>)
+    assert [p["Domain"] for p in puts if p.get("Force") == "true"] == [f"img.{base}"]
     check = run_acmeali("certs", "check", "--json", env=env)
     assert json.loads(check.stdout)["ok"] is True, check.stdout
 
