@@ -33,6 +33,10 @@ TARGETS: dict[str, str] = {
     "fc": "acmeali.deployers.fc:Fc",
     "apig": "acmeali.deployers.apig:Apig",
     "oss": "acmeali.deployers.oss:Oss",
+    "live": "acmeali.deployers.live:Live",
+    "vod": "acmeali.deployers.vod:Vod",
+    "ddos": "acmeali.deployers.ddos:Ddos",
+    "ga": "acmeali.deployers.ga:Ga",
     "hook": "acmeali.deployers.hook:Hook",
 }
 

@@ -1,0 +1,177 @@
+"""What the ApsaraVideo targets (``live:``, ``vod:``) share: a product whose accelerated
+domains each take one HTTPS certificate, addressed by name, plus an ``auto`` form.
+
+The products are CDN underneath, with CDN's habits: a wildcard domain is listed and
+addressed as ``.example.com`` (not ``*.example.com``), a domain passes through
+``configuring`` after a change, and HTTPS is billed — so ``auto`` binds only domains
+that are ``online`` *and already serve HTTPS*, never switching HTTPS on by itself
+(research R5: turning it on changes behaviour and costs money).
+
+A product module subclasses :class:`DomainTarget` with four hooks: ``read`` (the
+domain's certificate info), ``serves`` (is that our certificate, by fingerprint where the
+answer carries the PEM), ``write`` (bind it) and ``https_domains`` (``auto``'s
+candidates). Binding, read-back, partial failures and details are here.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from acmeali.deployers.base import DeployContext, PartialDeployError, Target, TargetResult
+from acmeali.errors import DeployError
+
+CONFIRM_TRIES = 10
+CONFIRM_INTERVAL = 1.0
+MAX_PAGES = 2000
+
+
+def api_form(domain: str) -> str:
+    """``*.example.com`` -> ``.example.com``, how CDN-based products name wildcard domains."""
+    domain = domain.strip().lower().rstrip(".")
+    return domain[1:] if domain.startswith("*.") else domain
+
+
+def cert_form(domain: str) -> str:
+    """``.example.com`` -> ``*.example.com``, the name a certificate must carry to cover it."""
+    return "*" + domain if domain.startswith(".") else domain
+
+
+def leaf_fingerprint(pem: Any) -> str | None:
+    """SHA-256 of the first certificate in ``pem``; None when there is none."""
+    if not pem:
+        return None
+    from acmeali.certutil import fingerprint, load_chain
+
+    try:
+        chain = load_chain(str(pem))
+    except Exception:
+        return None
+    return fingerprint(chain[0]).lower() if chain else None
+
+
+def render(exc: BaseException) -> str:
+    how = getattr(exc, "render", None)
+    return str(how() if callable(how) else exc)
+
+
+@dataclass(frozen=True)
+class DomainTarget(Target):
+    """``<kind>:<domain>`` and ``<kind>:auto``; subclasses set ``label`` and the hooks."""
+
+    label: ClassVar[str]
+    confirm_tries: ClassVar[int] = CONFIRM_TRIES
+    confirm_interval: ClassVar[float] = CONFIRM_INTERVAL
+
+    spec: str
+    domain: str  # in the product's form (".example.com" for a wildcard), or "auto"
+
+    @classmethod
+    def parse(cls, spec: str, arg: str) -> DomainTarget:
+        domain = api_form(arg)
+        if not domain or ":" in domain or " " in domain or domain == ".":
+            raise cls.fail(spec, f"'{cls.kind}' needs one domain name or 'auto'")
+        return cls(spec, domain)
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def read(self, ctx: DeployContext, domain: str) -> dict[str, Any] | None:
+        """The domain's certificate info as the product reports it."""
+
+    @abstractmethod
+    def serves(self, ctx: DeployContext, info: dict[str, Any] | None) -> bool:
+        """Whether ``info`` shows this run's certificate, HTTPS on."""
+
+    @abstractmethod
+    def write(self, ctx: DeployContext, domain: str) -> None:
+        """Bind this run's certificate to ``domain``."""
+
+    @abstractmethod
+    def https_domains(self, ctx: DeployContext) -> list[str]:
+        """``auto``'s candidates: online domains that serve HTTPS now (product form)."""
+
+    # ------------------------------------------------------------------ behaviour
+    def plan(self) -> str:
+        what = ("every online HTTPS domain the certificate covers" if self.domain == "auto"
+                else self.domain)
+        return f"set the HTTPS certificate of {self.label} {what}"
+
+    def check(self, ctx: DeployContext) -> bool:
+        if self.domain != "auto":
+            return self.serves(ctx, self.read(ctx, self.domain))
+        dep = ctx.meta.deployments.get(self.spec)
+        domains = (dep.details if dep else {}).get("domains") or {}
+        return all(self.serves(ctx, self.read(ctx, d)) for d in domains)
+
+    def deploy(self, ctx: DeployContext) -> TargetResult:
+        cas = ctx.cas.ensure()
+        if self.domain == "auto":
+            return self._deploy_auto(ctx)
+        if not ctx.cert.covers(cert_form(self.domain)):
+            raise DeployError(f"the certificate ({', '.join(ctx.cert.names)}) does not cover "
+                              f"{cert_form(self.domain)}, so {self.label} would serve a name "
+                              "mismatch")
+        message = self.bind(ctx, self.domain)
+        return TargetResult(message, {"cert_id": cas.cert_id, "cert_name": cas.name},
+                            frozenset({cas.cert_id}))
+
+    def bind(self, ctx: DeployContext, domain: str) -> str:
+        """Bind one domain unless it already serves the certificate; read back after."""
+        cas = ctx.cas.ensure()
+        if self.serves(ctx, self.read(ctx, domain)):
+            return f"{self.label} {domain} already serves {cas.name}"
+        self.write(ctx, domain)
+        if ctx.dry_run:
+            return f"{self.label} {domain} would serve {cas.name}"
+        for attempt in range(self.confirm_tries):
+            if self.serves(ctx, self.read(ctx, domain)):
+                return f"{self.label} {domain} now serves {cas.name}"
+            if attempt + 1 < self.confirm_tries:
+                time.sleep(self.confirm_interval)
+        raise DeployError(f"{self.label} {domain}: the certificate was set, but reading it "
+                          "back still shows another one",
+                          hint="the domain may still be configuring; run `acmeali deploy` "
+                               "again")
+
+    def _deploy_auto(self, ctx: DeployContext) -> TargetResult:
+        cas = ctx.cas.ensure()
+        covered = sorted(d for d in self.https_domains(ctx) if ctx.cert.covers(cert_form(d)))
+        previous = ctx.meta.deployments.get(self.spec)
+        earlier = dict((previous.details or {}).get("domains") or {}) if previous else {}
+        if not covered:
+            ctx.ui.warn(f"{self.spec}: no online {self.label} domain serving HTTPS is covered "
+                        f"by the certificate ({', '.join(ctx.cert.names)})")
+            return TargetResult("no covered HTTPS domain", {"domains": {}})
+        # A domain that fails keeps its earlier CertId recorded: it still serves that one.
+        bound: dict[str, Any] = {d: v for d, v in earlier.items() if d in covered}
+        failures: list[str] = []
+        for domain in covered:
+            try:
+                self.bind(ctx, domain)
+            except Exception as exc:
+                failures.append(f"{domain}: {render(exc)}")
+                continue
+            if not ctx.dry_run:
+                bound[domain] = cas.cert_id
+        details = {"domains": bound}
+        in_use = frozenset(int(v) for v in bound.values() if str(v).isdigit())
+        if failures:
+            raise PartialDeployError(f"{len(failures)} of {len(covered)} {self.label} domains "
+                                     "failed: " + "; ".join(failures), details, in_use)
+        return TargetResult(f"{len(covered)} {self.label} domain(s): {', '.join(covered)}",
+                            details, in_use)
+
+
+def pages(fetch: Any, page_size: int) -> list[dict[str, Any]]:
+    """Every ``Domains.PageData`` row of a paged Describe*UserDomains (all pages)."""
+    out: list[dict[str, Any]] = []
+    for number in range(1, MAX_PAGES + 1):
+        body = fetch({"PageNumber": number, "PageSize": page_size})
+        items = (body.get("Domains") or {}).get("PageData") or []
+        out.extend(dict(i) for i in items)
+        total = int(body.get("TotalCount") or 0)
+        if not items or len(out) >= total:
+            break
+    return out
