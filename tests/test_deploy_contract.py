@@ -21,7 +21,7 @@ from acmeali.deployers import deploy
 from acmeali.deployers.base import READ_PREFIXES, DeployContext
 from acmeali.deployers.cas import CAS
 from acmeali.deployers.registry import TARGETS, parse_target, target_class
-from tests.emulator import AliyunEmulator, apig, esa, fc, oss, waf
+from tests.emulator import AliyunEmulator, apig, ddos, esa, fc, ga, live, oss, vod, waf
 from tests.test_deploy_helpers import (
     Lineage,
     TinyCA,
@@ -89,6 +89,10 @@ CASES: dict[str, Case] = {
     "oss": Case("oss:bucket-contract:img.example.test",
                 lambda e, t: oss.add_cname(e, "bucket-contract", "img.example.test"),
                 "PutCname"),
+    "live": Case("live:www.example.test", lambda e, t: live.add_domain(e.state, "www.example.test"), "SetLiveDomainCertificate"),  # noqa: E501
+    "vod": Case("vod:auto", lambda e, t: vod.add_domain(e.state, "v.example.test", https=True), "SetVodDomainSSLCertificate"),  # noqa: E501
+    "ddos": Case("ddos:www.example.test", lambda e, t: ddos.add_rule(e.state, "www.example.test"), "AssociateWebCert"),  # noqa: E501
+    "ga": Case("ga:ga-contract:lsr-contract:www.example.test", lambda e, t: ga.add_listener(e.state, "ga-contract", "lsr-contract"), "AssociateAdditionalCertificatesWithListener"),  # noqa: E501
 }
 
 

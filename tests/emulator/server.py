@@ -20,7 +20,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import alb, apig, casjobs, esa, fc, nlb, oss, roa, slb, waf  # noqa: F401 - registers
+from . import (  # noqa: F401 - importing registers their actions
+    alb,
+    apig,
+    casjobs,
+    ddos,
+    esa,
+    fc,
+    ga,
+    live,
+    nlb,
+    oss,
+    roa,
+    slb,
+    vod,
+    waf,
+)
 from .mqtt import new_instance
 from .mqtt import register_device as _register_device
 from .products import (
