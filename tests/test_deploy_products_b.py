@@ -105,18 +105,18 @@ def test_auto_binds_only_online_https_covered_domains(emu: AliyunEmulator) -> No
 def test_live_idempotent_by_fingerprint_and_renewal_moves_it(emu: AliyunEmulator) -> None:
     ca = TinyCA()
     live.add_domain(emu.state, ".example.test")
-    lin = make_lineage(ca, NAMES)
+    lin = make_lineage(ca, NAMES, rsa_key=True)
     assert _run(emu, lin, ["live:*.example.test"])["live:*.example.test"][0]
     dom = live.domains(emu.state)[".example.test"]
     (first,) = emu.state.cas_certs
     assert dom["CasId"] == first and dom["CertType"] == "cas"
-    assert "BEGIN PRIVATE KEY" not in dom["SSLPri"]  # PKCS#1/SEC1, as Live asks
+    assert "BEGIN RSA PRIVATE KEY" in dom["SSLPri"]  # RSA as PKCS#1, as Live asks
     # Someone re-uploads the very same certificate by hand under another name: still ours.
     dom.update(CertType="upload", CertName="by-hand", CasId=None)
     before = len(_writes(emu))
     assert _run(emu, lin, ["live:*.example.test"])["live:*.example.test"][0]
     assert _writes(emu)[before:] == []
-    lin = _renew(ca, lin)
+    lin = make_lineage(ca, NAMES, meta=lin.meta, version=2, rsa_key=True)
     ok, msg = _run(emu, lin, ["live:*.example.test"])["live:*.example.test"]
     assert ok, msg
     (second,) = emu.state.cas_certs  # the first upload is gone, nothing still named it

@@ -5,10 +5,11 @@ Wire names from alibabacloud_live20161101 (3.0.2) and the API pages
 
 - ``SetLiveDomainCertificate`` has no CertId: ``CertType=cas`` selects the CAS certificate
   by ``CertName``. The page also says ``SSLProtocol=on`` needs ``SSLPub`` and ``SSLPri``
-  (``SSLPub.MissingParameter``), so the chain and key go along too — the key in the
-  traditional form (PKCS#1 ``RSA PRIVATE KEY`` / SEC1), the form Live's certificate-format
-  page asks for. Binding by CAS name (not ``upload``) keeps no product-side copy that a
-  renewal would orphan; the CAS clean-up deletes the old one once no target uses it.
+  (``SSLPub.MissingParameter``), so the chain and key go along too — the key as
+  ``key_alibaba_pem`` (an RSA key as PKCS#1 ``RSA PRIVATE KEY``, the form Live's
+  certificate-format page asks for). Binding by CAS name (not ``upload``) keeps no
+  product-side copy that a renewal would orphan; the CAS clean-up deletes the old one once
+  no target uses it.
 - ``DescribeLiveDomainCertificateInfo`` reads it back: ``SSLProtocol``, ``CertName``,
   ``CertType`` and ``SSLPub`` (compared by the leaf's fingerprint).
 - ``DescribeLiveUserDomains`` lists the domains (PageSize at most 50); a row carries no
@@ -32,20 +33,6 @@ LIVE = Service("live", "alibabacloud_live20161101", "live.aliyuncs.com", "live")
 
 PAGE_SIZE = 50  # DescribeLiveUserDomains' maximum
 
-
-def traditional_key_pem(ctx: DeployContext) -> str:
-    """The live key as PKCS#1 (RSA) or SEC1 (EC) PEM: CDN-family products refuse PKCS#8."""
-    from cryptography.hazmat.primitives.serialization import (
-        Encoding,
-        NoEncryption,
-        PrivateFormat,
-        load_pem_private_key,
-    )
-
-    pkcs8 = ctx.cert.key_pkcs8_pem  # one clear error for a missing or unreadable key
-    key = load_pem_private_key(pkcs8.encode(), password=None)
-    return key.private_bytes(Encoding.PEM, PrivateFormat.TraditionalOpenSSL,
-                             NoEncryption()).decode()
 
 
 @dataclass(frozen=True)
@@ -80,7 +67,7 @@ class Live(DomainTarget):
         ctx.api(LIVE, "SetLiveDomainCertificate", {
             "DomainName": domain, "SSLProtocol": "on", "CertType": "cas",
             "CertName": cas.name, "SSLPub": ctx.cert.fullchain_pem,
-            "SSLPri": traditional_key_pem(ctx)})
+            "SSLPri": ctx.cert.key_alibaba_pem})
 
     def https_domains(self, ctx: DeployContext) -> list[str]:
         rows = pages(lambda p: ctx.api(LIVE, "DescribeLiveUserDomains", p), PAGE_SIZE)

@@ -14,7 +14,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .products import HOSTS, VERSIONS, Params, action, int_param, parse_leaf_and_key
+from .products import (
+    CAS_USER_SOURCES,
+    HOSTS,
+    VERSIONS,
+    Params,
+    action,
+    int_param,
+    parse_leaf_and_key,
+)
 from .state import ApiError, Backend, EmulatorState
 
 DDOS = "ddoscoo"
@@ -105,3 +113,9 @@ def describe_web_rules(b: Backend, p: Params) -> dict[str, Any]:
         del row["CasId"]
         rows.append(row)
     return {"WebRules": rows[(number - 1) * size: number * size], "TotalCount": len(rows)}
+
+
+# SDK cas20200407 _list_certificates_response_body.py: UsingProductList. assumption: "DDOS".
+CAS_USER_SOURCES.append(lambda b, cert_id: [
+    {"CloudProduct": "DDOS", "Domain": n} for n, r in sorted(rules(b.state).items())
+    if r["CasId"] == cert_id])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .products import HOSTS, VERSIONS, Params, action, int_param
+from .products import CAS_USER_SOURCES, HOSTS, VERSIONS, Params, action, int_param
 from .state import ApiError, Backend, EmulatorState
 
 GA = "ga"
@@ -190,3 +190,17 @@ def list_listener_certificates(b: Backend, p: Params) -> dict[str, Any]:
     nxt = str(start + size) if start + size < len(rows) else ""
     return {"Certificates": rows[start:start + size], "TotalCount": len(rows),
             "MaxResults": size, "NextToken": nxt}
+
+
+def _ga_users(b: Backend, cert_id: int) -> list[dict[str, Any]]:
+    # SDK cas20200407 _list_certificates_response_body.py: UsingProductList.
+    # assumption: product name "GA"; identifiers "<CertId>-<region>".
+    out = []
+    for lid, lsn in sorted(listeners(b.state).items()):
+        idents = [lsn["Default"], *lsn["Additional"].values()]
+        if any(str(i or "").partition("-")[0] == str(cert_id) for i in idents):
+            out.append({"CloudProduct": "GA", "Domain": lid})
+    return out
+
+
+CAS_USER_SOURCES.append(_ga_users)

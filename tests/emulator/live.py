@@ -18,7 +18,17 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .products import HOSTS, VERSIONS, Params, action, int_param, iso, page, parse_leaf_and_key
+from .products import (
+    CAS_USER_SOURCES,
+    HOSTS,
+    VERSIONS,
+    Params,
+    action,
+    int_param,
+    iso,
+    page,
+    parse_leaf_and_key,
+)
 from .state import ApiError, Backend, EmulatorState, common_name, load_chain, now_utc, validity
 
 LIVE = "live"
@@ -149,3 +159,10 @@ def describe_live_user_domains(b: Backend, p: Params) -> dict[str, Any]:
                      "RegionName": "cn-shanghai", "Description": ""})
     return {"Domains": {"PageData": page(rows, number, size)}, "PageNumber": number,
             "PageSize": size, "TotalCount": len(rows)}
+
+
+# SDK cas20200407 _list_certificates_response_body.py: UsingProductList = "the services to
+# which the certificate is currently deployed". assumption: product name "LIVE".
+CAS_USER_SOURCES.append(lambda b, cert_id: [
+    {"CloudProduct": "LIVE", "Domain": n} for n, d in sorted(domains(b.state).items())
+    if d["CasId"] == cert_id and d["SSLProtocol"] == "on"])

@@ -15,7 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .products import HOSTS, VERSIONS, Params, action, int_param, iso, page, parse_leaf_and_key
+from .products import (
+    CAS_USER_SOURCES,
+    HOSTS,
+    VERSIONS,
+    Params,
+    action,
+    int_param,
+    iso,
+    page,
+    parse_leaf_and_key,
+)
 from .state import ApiError, Backend, EmulatorState, common_name, load_chain, now_utc, validity
 
 VOD = "vod"
@@ -128,3 +138,9 @@ def describe_vod_user_domains(b: Backend, p: Params) -> dict[str, Any]:
                      "Description": "", "Sandbox": "normal"})
     return {"Domains": {"PageData": page(rows, number, size)}, "PageNumber": number,
             "PageSize": size, "TotalCount": len(rows)}
+
+
+# SDK cas20200407 _list_certificates_response_body.py: UsingProductList. assumption: "VOD".
+CAS_USER_SOURCES.append(lambda b, cert_id: [
+    {"CloudProduct": "VOD", "Domain": n} for n, d in sorted(domains(b.state).items())
+    if d["CertType"] == "cas" and d["CertId"] == cert_id and d["SslProtocol"] == "on"])
