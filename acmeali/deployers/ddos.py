@@ -82,22 +82,22 @@ class Ddos(Target):
         return self._serves(ctx, self.rule(ctx))
 
     def deploy(self, ctx: DeployContext) -> TargetResult:
-        cas = ctx.cas.ensure()
         if not ctx.cert.covers(self.domain):
             raise DeployError(f"the certificate ({', '.join(ctx.cert.names)}) does not cover "
                               f"{self.domain}, so Anti-DDoS would serve a name mismatch")
         where = f"Anti-DDoS website {self.domain}"
         rule = self.rule(ctx)
-        details = {"cert_id": cas.cert_id, "identifier": cas.identifier,
-                   "region": self._region()}
-        if self._serves(ctx, rule):
-            return TargetResult(f"{where} already serves {cas.name}", details,
-                                frozenset({cas.cert_id}))
         types = {str(p.get("ProxyType") or "").lower() for p in rule.get("ProxyTypes") or []}
         if not types & HTTPS_TYPES:
             raise DeployError(f"{where} forwards no HTTPS ({', '.join(sorted(types)) or 'none'})",
                               hint="add an HTTPS port to the website rule in the Anti-DDoS "
                                    "console; acmeali does not switch HTTPS on")
+        cas = ctx.cas.ensure()
+        details = {"cert_id": cas.cert_id, "identifier": cas.identifier,
+                   "region": self._region()}
+        if self._serves(ctx, rule):
+            return TargetResult(f"{where} already serves {cas.name}", details,
+                                frozenset({cas.cert_id}))
         ctx.api(DDOS, "AssociateWebCert", {"Domain": self.domain,
                                            "CertIdentifier": cas.identifier},
                 region=self._region())

@@ -106,13 +106,13 @@ class DomainTarget(Target):
         return all(self.serves(ctx, self.read(ctx, d)) for d in domains)
 
     def deploy(self, ctx: DeployContext) -> TargetResult:
-        cas = ctx.cas.ensure()
         if self.domain == "auto":
             return self._deploy_auto(ctx)
         if not ctx.cert.covers(cert_form(self.domain)):
             raise DeployError(f"the certificate ({', '.join(ctx.cert.names)}) does not cover "
                               f"{cert_form(self.domain)}, so {self.label} would serve a name "
                               "mismatch")
+        cas = ctx.cas.ensure()
         message = self.bind(ctx, self.domain)
         return TargetResult(message, {"cert_id": cas.cert_id, "cert_name": cas.name},
                             frozenset({cas.cert_id}))
@@ -136,7 +136,6 @@ class DomainTarget(Target):
                                "again")
 
     def _deploy_auto(self, ctx: DeployContext) -> TargetResult:
-        cas = ctx.cas.ensure()
         covered = sorted(d for d in self.https_domains(ctx) if ctx.cert.covers(cert_form(d)))
         previous = ctx.meta.deployments.get(self.spec)
         earlier = dict((previous.details or {}).get("domains") or {}) if previous else {}
@@ -144,6 +143,7 @@ class DomainTarget(Target):
             ctx.ui.warn(f"{self.spec}: no online {self.label} domain serving HTTPS is covered "
                         f"by the certificate ({', '.join(ctx.cert.names)})")
             return TargetResult("no covered HTTPS domain", {"domains": {}})
+        cas = ctx.cas.ensure()
         # A domain that fails keeps its earlier CertId recorded: it still serves that one.
         bound: dict[str, Any] = {d: v for d, v in earlier.items() if d in covered}
         failures: list[str] = []

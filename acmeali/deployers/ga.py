@@ -127,13 +127,13 @@ class Ga(Target):
 
     # ------------------------------------------------------------------ deploy
     def deploy(self, ctx: DeployContext) -> TargetResult:
+        if self.domain is not None and not ctx.cert.covers(self.domain):
+            raise DeployError(f"the certificate ({', '.join(ctx.cert.names)}) does not cover "
+                              f"{self.domain}, so GA would serve a name mismatch")
         cas = ctx.cas.ensure()
         ident = cas.identifier
         where = f"GA listener {self.listener_id}"
         role = f"additional, {self.domain}" if self.domain else "default"
-        if self.domain is not None and not ctx.cert.covers(self.domain):
-            raise DeployError(f"the certificate ({', '.join(ctx.cert.names)}) does not cover "
-                              f"{self.domain}, so GA would serve a name mismatch")
         result = TargetResult(f"{where} now serves {ident} ({role})",
                               {"certificate_id": ident, "accelerator_id": self.accelerator_id},
                               frozenset({cas.cert_id}))
