@@ -40,6 +40,7 @@ def _writes(emu: AliyunEmulator) -> list[str]:
     ("vod:auto", {"domain": "auto"}),
     ("ddos:www.example.com", {"domain": "www.example.com", "region": None}),
     ("ddos:ap-southeast-1:www.example.com", {"region": "ap-southeast-1"}),
+    ("ddos:ap-southeast-1:auto", {"region": "ap-southeast-1", "domain": "auto"}),
     ("ga:ga-bp1x:lsr-bp1y", {"accelerator_id": "ga-bp1x", "listener_id": "lsr-bp1y",
                              "domain": None}),
     ("ga:ga-bp1x:lsr-bp1y:WWW.example.com", {"domain": "www.example.com"}),
@@ -176,3 +177,23 @@ def test_dry_run_plans_every_target_and_changes_nothing(emu: AliyunEmulator) -> 
         assert f"would call {call}" in text, call
     assert "SSLPri=<redacted>" in text and "PRIVATE KEY" not in text
     assert _writes(emu) == [] and lin.meta.deployments == {}
+
+
+def test_ddos_auto_pages_and_binds_only_covered_https_websites(emu: AliyunEmulator) -> None:
+    for n in range(12):  # more than one page of 10
+        ddos.add_rule(emu.state, f"s{n:02d}.other.test")
+    ddos.add_rule(emu.state, "www.example.test")
+    ddos.add_rule(emu.state, "plain.example.test", https=False)
+    ca = TinyCA()
+    lin = make_lineage(ca, NAMES)
+    ok, msg = _run(emu, lin, ["ddos:auto"])["ddos:auto"]
+    assert ok, msg
+    assert [c["Domain"] for c in emu.calls_of("AssociateWebCert")] == ["www.example.test"]
+    assert {c["PageSize"] for c in emu.calls_of("DescribeWebRules")} == {"10"}
+    (cert_id,) = emu.state.cas_certs
+    assert lin.meta.deployments["ddos:auto"].details["domains"] == {"www.example.test": cert_id}
+    assert ddos.rules(emu.state)["plain.example.test"]["CasId"] is None
+    lin = _renew(ca, lin)
+    assert _run(emu, lin, ["ddos:auto"])["ddos:auto"][0]
+    (new_id,) = emu.state.cas_certs
+    assert ddos.rules(emu.state)["www.example.test"]["CasId"] == new_id != cert_id
