@@ -197,3 +197,13 @@ def test_ddos_auto_pages_and_binds_only_covered_https_websites(emu: AliyunEmulat
     assert _run(emu, lin, ["ddos:auto"])["ddos:auto"][0]
     (new_id,) = emu.state.cas_certs
     assert ddos.rules(emu.state)["www.example.test"]["CasId"] == new_id != cert_id
+
+
+def test_live_auto_reads_each_domain_once_before_binding(emu: AliyunEmulator) -> None:
+    for name in ("a.example.test", "b.example.test"):
+        live.add_domain(emu.state, name, https=True)
+    live.add_domain(emu.state, "c.other.test", https=True)  # not covered: never read
+    lin = make_lineage(TinyCA(), NAMES)
+    assert _run(emu, lin, ["live:auto"])["live:auto"][0]
+    reads = [c["DomainName"] for c in emu.calls_of("DescribeLiveDomainCertificateInfo")]
+    assert sorted(reads) == ["a.example.test"] * 2 + ["b.example.test"] * 2  # list + confirm

@@ -89,8 +89,9 @@ class DomainTarget(Target):
         """Bind this run's certificate to ``domain``."""
 
     @abstractmethod
-    def https_domains(self, ctx: DeployContext) -> list[str]:
-        """``auto``'s candidates: online domains that serve HTTPS now (product form)."""
+    def https_domains(self, ctx: DeployContext) -> dict[str, dict[str, Any] | None]:
+        """``auto``'s candidates: online domains that serve HTTPS now (product form), each
+        with its certificate info when listing them had to read it anyway (else None)."""
 
     # ------------------------------------------------------------------ behaviour
     def plan(self) -> str:
@@ -117,10 +118,11 @@ class DomainTarget(Target):
         return TargetResult(message, {"cert_id": cas.cert_id, "cert_name": cas.name},
                             frozenset({cas.cert_id}))
 
-    def bind(self, ctx: DeployContext, domain: str) -> str:
-        """Bind one domain unless it already serves the certificate; read back after."""
+    def bind(self, ctx: DeployContext, domain: str, info: dict[str, Any] | None = None) -> str:
+        """Bind one domain unless it already serves the certificate (``info``: its current
+        certificate info when already read); read back after."""
         cas = ctx.cas.ensure()
-        if self.serves(ctx, self.read(ctx, domain)):
+        if self.serves(ctx, info if info is not None else self.read(ctx, domain)):
             return f"{self.label} {domain} already serves {cas.name}"
         self.write(ctx, domain)
         if ctx.dry_run:
@@ -136,7 +138,8 @@ class DomainTarget(Target):
                                "again")
 
     def _deploy_auto(self, ctx: DeployContext) -> TargetResult:
-        covered = sorted(d for d in self.https_domains(ctx) if ctx.cert.covers(cert_form(d)))
+        candidates = self.https_domains(ctx)
+        covered = sorted(d for d in candidates if ctx.cert.covers(cert_form(d)))
         previous = ctx.meta.deployments.get(self.spec)
         earlier = dict((previous.details or {}).get("domains") or {}) if previous else {}
         if not covered:
@@ -149,7 +152,7 @@ class DomainTarget(Target):
         failures: list[str] = []
         for domain in covered:
             try:
-                self.bind(ctx, domain)
+                self.bind(ctx, domain, candidates[domain])
             except Exception as exc:
                 failures.append(f"{domain}: {render(exc)}")
                 continue

@@ -69,9 +69,9 @@ class Live(DomainTarget):
             "CertName": cas.name, "SSLPub": ctx.cert.fullchain_pem,
             "SSLPri": ctx.cert.key_alibaba_pem})
 
-    def https_domains(self, ctx: DeployContext) -> list[str]:
+    def https_domains(self, ctx: DeployContext) -> dict[str, dict[str, Any] | None]:
         rows = pages(lambda p: ctx.api(LIVE, "DescribeLiveUserDomains", p), PAGE_SIZE)
-        out: list[str] = []
+        out: dict[str, dict[str, Any] | None] = {}
         for row in rows:
             name = str(row.get("DomainName") or "").lower()
             if not name or str(row.get("LiveDomainStatus") or "").lower() != "online":
@@ -80,5 +80,5 @@ class Live(DomainTarget):
                 continue  # not ours to bind: spare it the per-domain read
             info = self.read(ctx, name)
             if info and str(info.get("SSLProtocol") or "").lower() == "on":
-                out.append(name)
+                out[name] = info
         return out

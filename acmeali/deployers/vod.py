@@ -62,9 +62,9 @@ class Vod(DomainTarget):
             "DomainName": domain, "SSLProtocol": "on", "CertType": "cas",
             "CertId": cas.cert_id, "CertRegion": cas.region, "CertName": cas.name})
 
-    def https_domains(self, ctx: DeployContext) -> list[str]:
+    def https_domains(self, ctx: DeployContext) -> dict[str, dict[str, Any] | None]:
         rows = pages(lambda p: ctx.api(VOD, "DescribeVodUserDomains", p), PAGE_SIZE)
-        return [str(r["DomainName"]).lower() for r in rows
+        return {str(r["DomainName"]).lower(): None for r in rows
                 if r.get("DomainName")
                 and str(r.get("DomainStatus") or "").lower() == "online"
-                and str(r.get("SslProtocol") or "").lower() == "on"]
+                and str(r.get("SslProtocol") or "").lower() == "on"}
