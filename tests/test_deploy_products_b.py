@@ -207,3 +207,58 @@ def test_live_auto_reads_each_domain_once_before_binding(emu: AliyunEmulator) ->
     assert _run(emu, lin, ["live:auto"])["live:auto"][0]
     reads = [c["DomainName"] for c in emu.calls_of("DescribeLiveDomainCertificateInfo")]
     assert sorted(reads) == ["a.example.test"] * 2 + ["b.example.test"] * 2  # list + confirm
+
+
+def _call(emu: AliyunEmulator, service: object, action: str, params: dict[str, object]) -> str:
+    """The error code the emulator answers (through the real SDK), or "" on success."""
+    from acmeali.aliyun.clients import make_client
+    from acmeali.aliyun.errors import AliyunError
+    from acmeali.aliyun.retry import call
+
+    try:
+        call(make_client(service, settings_for(emu)), action, params)  # type: ignore[arg-type]
+    except AliyunError as exc:
+        return str(exc.code)
+    return ""
+
+
+def test_emulator_models_the_documented_refusals(emu: AliyunEmulator) -> None:
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+        load_pem_private_key,
+    )
+
+    from acmeali.deployers.ga import GA
+    from acmeali.deployers.live import LIVE
+    from acmeali.deployers.vod import VOD
+
+    live.add_domain(emu.state, "www.example.test")
+    lin = make_lineage(TinyCA(), NAMES, rsa_key=True)
+    base = {"DomainName": "www.example.test", "SSLProtocol": "on", "CertType": "upload",
+            "CertName": "x"}
+    # Live: HTTPS on needs SSLPub and SSLPri; an RSA key must be PKCS#1.
+    assert _call(emu, LIVE, "SetLiveDomainCertificate", base) == "SSLPub.MissingParameter"
+    pkcs8 = load_pem_private_key(lin.key_pem, None).private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    full = lin.bundle.fullchain if isinstance(lin.bundle.fullchain, str) \
+        else lin.bundle.fullchain.decode()
+    assert _call(emu, LIVE, "SetLiveDomainCertificate",
+                 {**base, "SSLPub": full, "SSLPri": pkcs8}) == "InvalidSSLPri.Malformed"
+    assert _call(emu, LIVE, "SetLiveDomainCertificate",
+                 {**base, "SSLPub": full, "SSLPri": lin.key_pem.decode()}) == ""
+    # VOD: at most 50 domains a page.
+    assert _call(emu, VOD, "DescribeVodUserDomains", {"PageSize": 51}) == "InvalidPageSize"
+    # GA: one additional certificate per domain; no change while one is updating.
+    assert _run(emu, lin, ["cas"])["cas"][0]
+    (cert_id,) = emu.state.cas_certs
+    ga.add_listener(emu.state, "ga-r1", "lsr-r1")
+    assoc = {"RegionId": "cn-hangzhou", "AcceleratorId": "ga-r1", "ListenerId": "lsr-r1",
+             "Certificates": [{"Domain": "www.example.test", "Id": f"{cert_id}-cn-hangzhou"}]}
+    assert _call(emu, GA, "AssociateAdditionalCertificatesWithListener", assoc) == ""
+    assert _call(emu, GA, "UpdateListener", {"RegionId": "cn-hangzhou", "ListenerId": "lsr-r1",
+                                             "Certificates": [{"Id": f"{cert_id}-cn-hangzhou"}]}
+                 ) == "StateError.Listener"
+    ga.listeners(emu.state)["lsr-r1"]["Updating"].clear()
+    assert _call(emu, GA, "AssociateAdditionalCertificatesWithListener", assoc) == "Exist.Domain"
