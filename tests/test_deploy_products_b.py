@@ -44,6 +44,7 @@ def _writes(emu: AliyunEmulator) -> list[str]:
     ("ga:ga-bp1x:lsr-bp1y", {"accelerator_id": "ga-bp1x", "listener_id": "lsr-bp1y",
                              "domain": None}),
     ("ga:ga-bp1x:lsr-bp1y:WWW.example.com", {"domain": "www.example.com"}),
+    ("ga:ga-bp1x:lsr-bp1y:auto", {"domain": "auto"}),
 ])
 def test_grammar(spec: str, fields: dict[str, object]) -> None:
     target = parse_target(spec)
@@ -262,3 +263,28 @@ def test_emulator_models_the_documented_refusals(emu: AliyunEmulator) -> None:
                  ) == "StateError.Listener"
     ga.listeners(emu.state)["lsr-r1"]["Updating"].clear()
     assert _call(emu, GA, "AssociateAdditionalCertificatesWithListener", assoc) == "Exist.Domain"
+
+
+def test_ga_auto_replaces_covered_additional_certificates_one_at_a_time(
+        emu: AliyunEmulator) -> None:
+    ca = TinyCA()
+    lin = make_lineage(ca, NAMES)
+    assert _run(emu, lin, ["cas"])["cas"][0]
+    (old,) = emu.state.cas_certs
+    lsn = ga.add_listener(emu.state, "ga-a1", "lsr-a1")
+    lsn["Additional"].update({d: f"{old}-cn-hangzhou" for d in ("a.example.test",
+                                                              "b.example.test")})
+    lsn["Additional"]["shop.other.test"] = "555-cn-hangzhou"  # not covered: never touched
+    lin = _renew(ca, lin)
+    spec = "ga:ga-a1:lsr-a1:auto"
+    ok, msg = _run(emu, lin, ["cas", spec])[spec]
+    assert ok, msg
+    (new,) = emu.state.cas_certs  # the old upload went once nothing used it
+    assert lsn["Additional"] == {"a.example.test": f"{new}-cn-hangzhou",
+                                 "b.example.test": f"{new}-cn-hangzhou",
+                                 "shop.other.test": "555-cn-hangzhou"}
+    assert [c["Domain"] for c in emu.calls_of("UpdateAdditionalCertificateWithListener")] == \
+        ["a.example.test", "b.example.test"]
+    assert "StateError.Listener" not in [code for _, code in emu.errors]
+    assert lin.meta.deployments[spec].details["domains"] == {"a.example.test": new,
+                                                             "b.example.test": new}
