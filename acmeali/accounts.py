@@ -19,7 +19,7 @@ from acmeali.lineage import to_iso, utcnow
 if TYPE_CHECKING:
     from acmeali.acme.client import AcmeClient
     from acmeali.keys import PrivateKey
-    from acmeali.store.files import FileStore
+    from acmeali.store.host import HostStore
     from acmeali.ui import UI
 
 
@@ -36,7 +36,7 @@ def contacts_of(emails: Sequence[str]) -> list[str]:
     return [e if e.startswith("mailto:") else f"mailto:{e}" for e in emails]
 
 
-def load_account(client: AcmeClient, store: FileStore, server: str) -> dict[str, Any] | None:
+def load_account(client: AcmeClient, store: HostStore, server: str) -> dict[str, Any] | None:
     """Load the stored account for ``server`` into ``client``; None when there is none."""
     from acmeali.keys import load_private_key
 
@@ -67,7 +67,7 @@ def confirm_tos(client: AcmeClient, opts: AccountOptions, ui: UI) -> bool:
     return True
 
 
-def ensure_account(client: AcmeClient, store: FileStore, server: str, opts: AccountOptions,
+def ensure_account(client: AcmeClient, store: HostStore, server: str, opts: AccountOptions,
                    ui: UI) -> dict[str, Any]:
     """Use the stored account, or register one (finding an already-registered key)."""
     record = load_account(client, store, server)
@@ -76,7 +76,7 @@ def ensure_account(client: AcmeClient, store: FileStore, server: str, opts: Acco
     return register_account(client, store, server, opts, ui)
 
 
-def register_account(client: AcmeClient, store: FileStore, server: str, opts: AccountOptions,
+def register_account(client: AcmeClient, store: HostStore, server: str, opts: AccountOptions,
                      ui: UI, key: PrivateKey | None = None) -> dict[str, Any]:
     from acmeali.keys import generate_key, private_key_pem
 

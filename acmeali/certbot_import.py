@@ -34,7 +34,7 @@ from acmeali.errors import UsageError
 
 if TYPE_CHECKING:
     from acmeali.lineage import LineageMeta
-    from acmeali.store.files import FileStore
+    from acmeali.store.host import HostStore
 
 IMPORTED_SUFFIX = ".imported"
 # certbot renewalparams that say where certbot itself lives: nothing to map, nothing lost.
@@ -310,7 +310,7 @@ def read_account(config_dir: Path, server: str, account_id: str) -> ImportedAcco
                            created=meta.get("creation_dt") if isinstance(meta, dict) else None)
 
 
-def save_account(store: FileStore, account: ImportedAccount) -> None:
+def save_account(store: HostStore, account: ImportedAccount) -> None:
     from acmeali.lineage import to_iso, utcnow
 
     record = {"url": account.url, "contacts": account.contacts,
@@ -344,7 +344,7 @@ def build_meta(lineage: CertbotLineage, bundle: dict[str, bytes], mapping: Mappi
     return meta, key
 
 
-def store_lineage(store: FileStore, meta: LineageMeta, key: Any,
+def store_lineage(store: HostStore, meta: LineageMeta, key: Any,
                   bundle: dict[str, bytes]) -> int:
     """Write the bundle as a new version, make it live, save the metadata."""
     from acmeali import certutil
@@ -363,13 +363,17 @@ def store_lineage(store: FileStore, meta: LineageMeta, key: Any,
     return version
 
 
-def _current_first(store: FileStore, name: str, version: int) -> None:
+def _current_first(store: HostStore, name: str, version: int) -> None:
     """Create ``live/<name>/current`` before ``activate`` re-points the ``*.pem`` links at it.
 
     In certbot's own directory those links are what nginx reads right now; ``activate``
     switches them before it creates ``current`` (fine for a new lineage, where nothing
     reads them yet), which would leave them dangling for a moment here.
     """
+    from acmeali.store.files import FileStore
+
+    if not isinstance(store, FileStore):
+        return  # a shared storage: this host's live/ is written by activate itself
     live = store.root / "live" / store.safe_name(name)
     if not live.is_dir() or (live / "current").is_symlink():
         return

@@ -41,6 +41,8 @@ COMMANDS = (
     ("ca", "acmeali.commands.ca", "local CA for MQTT device authentication"),
     ("mqtt", "acmeali.commands.mqtt",
      "ApsaraMQ for MQTT: register CAs, manage CA/device certificates"),
+    ("sync", "acmeali.commands.sync",
+     "bring this host's live files to the shared storage's versions"),
     ("storage", "acmeali.commands.storage",
      "shared storage for fleets: init, status, migrate, rotate-key"),
     ("schedule", "acmeali.commands.schedule",

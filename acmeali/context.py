@@ -17,7 +17,7 @@ from acmeali.errors import UsageError
 from acmeali.ui import UI
 
 if TYPE_CHECKING:
-    from acmeali.store.files import FileStore
+    from acmeali.store.host import HostStore
 
 # Values that must never reach a log line, whatever module logs them.
 _SECRET_PATTERNS = (
@@ -130,7 +130,9 @@ class Context:
         return bundle
 
     @cached_property
-    def store(self) -> FileStore:
-        from acmeali.store.files import FileStore
+    def store(self) -> HostStore:
+        """``[storage] backend``: the state directory, or a shared database (imported only
+        when chosen) with this host's live files under the state directory."""
+        from acmeali.store.host import open_host_store
 
-        return FileStore(self.state_dir)
+        return open_host_store(self.config.storage, self.state_dir)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from acmeali.acme.messages import Order
     from acmeali.deployers import DeployOutcome
     from acmeali.keys import PrivateKey
-    from acmeali.store.files import FileStore
+    from acmeali.store.host import HostStore
     from acmeali.ui import UI
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class IssueResult:
 class Environment:
     """What an issuance needs from the outside world, built once per run and shared."""
 
-    store: FileStore
+    store: HostStore
     ui: UI
     account: AccountOptions
     ca_bundle: str | None = None
@@ -212,44 +212,14 @@ def issue(spec: IssueSpec, env: Environment, *,
             drop_lock_file(store, spec.name)
 
 
-def forget_lineage(store: FileStore, name: str) -> None:
+def forget_lineage(store: HostStore, name: str) -> None:
     """Remove what a failed first issuance stored (record, pending key, empty archive)."""
-    import contextlib
-    import shutil
-
-    with contextlib.suppress(FileNotFoundError):
-        (store.root / "renewal" / f"{store.safe_name(name)}.json").unlink()
-    if not store.versions(name):
-        shutil.rmtree(_lineage_dir(store, name), ignore_errors=True)
-        shutil.rmtree(store.root / "live" / store.safe_name(name), ignore_errors=True)
+    store.forget_lineage(name)
 
 
-def drop_lock_file(store: FileStore, name: str) -> None:
-    """Remove ``locks/<name>.lock`` of a name that is no lineage (after releasing it).
-
-    Taken only when the lock is free right now, so a run that waits on it (or holds it)
-    keeps its file; the worst case of the remaining race is one more lock file.
-    """
-    import contextlib
-    import fcntl
-    import os
-
-    path = store.root / "locks" / f"{store.safe_name(name)}.lock"
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return
-    try:
-        with contextlib.suppress(OSError):
-            path.unlink()
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+def drop_lock_file(store: HostStore, name: str) -> None:
+    """Remove the lock of a name that is no lineage (after releasing it)."""
+    store.drop_lock_file(name)
 
 
 def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environment) -> IssueResult:
@@ -276,8 +246,7 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
         order = client.new_order(identifiers, profile=profile, replaces=spec.replaces)
         if not spec.dry_run:
             if key_pem is not None:
-                store.atomic_write(_lineage_dir(store, spec.name) / PENDING_KEY, key_pem,
-                                   mode=0o600)
+                store.put_pending_key(spec.name, key_pem)
             meta.pending_order = {"url": order.url, "domains": list(spec.domains),
                                   "has_key": key_pem is not None}
             store.save_meta(meta)
@@ -327,7 +296,7 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
     meta.ari = (AriState(cert_id=facts.ari_cert_id)
                 if client.directory.renewal_info and facts.ari_cert_id else None)
     store.save_meta(meta)
-    _drop_pending_key(store, spec.name)
+    store.drop_pending_key(spec.name)
     store.prune(spec.name, env.keep_versions)
 
     result = IssueResult(spec.name, meta, version=version)
@@ -351,20 +320,15 @@ def deploy_lineage(meta: LineageMeta, env: Environment, targets: Sequence[str] |
     return outcomes
 
 
-def _lineage_dir(store: FileStore, name: str) -> Path:
-    # Not created here: store.atomic_write makes it (and <state>/archive) 0700 when needed;
-    # Path.mkdir(parents=True) would leave <state>/archive with the umask's 0755.
-    return store.root / "archive" / store.safe_name(name)
-
-
-def _drop_pending_key(store: FileStore, name: str) -> None:
+def _live_key(store: HostStore, name: str) -> bytes:
+    """The current version's key bytes; empty when there is none to reuse."""
     try:
-        (_lineage_dir(store, name) / PENDING_KEY).unlink()
-    except FileNotFoundError:
-        pass
+        return store.read_live(name).privkey
+    except StoreError:
+        return b""
 
 
-def _key_and_csr(spec: IssueSpec, meta: LineageMeta, store: FileStore
+def _key_and_csr(spec: IssueSpec, meta: LineageMeta, store: HostStore
                  ) -> tuple[PrivateKey | None, bytes, bytes | None]:
     """(key, CSR DER, key PEM to store); key is None when the user brought a CSR."""
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -383,13 +347,13 @@ def _key_and_csr(spec: IssueSpec, meta: LineageMeta, store: FileStore
     key: PrivateKey | None = None
     pending = meta.pending_order
     if pending and pending.get("has_key") and pending.get("domains") == list(spec.domains):
-        path = _lineage_dir(store, spec.name) / PENDING_KEY
-        if path.exists():
-            key = keys.load_private_key(path.read_bytes(), source=f"{spec.name} pending key")
+        pending_pem = store.pending_key(spec.name)
+        if pending_pem is not None:
+            key = keys.load_private_key(pending_pem, source=f"{spec.name} pending key")
     if key is None and spec.settings.reuse_key and not spec.force_new_key and meta.current:
-        live = store.live_paths(spec.name).privkey
-        if live.exists():
-            candidate = keys.load_private_key(live.read_bytes(), source=f"{spec.name} live key")
+        live_pem = _live_key(store, spec.name)
+        if live_pem:
+            candidate = keys.load_private_key(live_pem, source=f"{spec.name} live key")
             if keys.public_key_sha256(candidate) not in meta.compromised_keys:
                 key = candidate
     if key is None:

@@ -10,9 +10,6 @@ Stdlib only (plus the store and lineage modules, loaded anyway).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -22,7 +19,7 @@ from acmeali.lineage import LineageMeta, utcnow
 
 if TYPE_CHECKING:
     from acmeali.config import Config
-    from acmeali.store.files import FileStore
+    from acmeali.store.host import HostStore
 
 
 @dataclass
@@ -37,7 +34,7 @@ class LineageChoice:
     also_covering: list[str] = field(default_factory=list)  # other lineages with all names
 
 
-def _load_all(store: FileStore) -> list[LineageMeta]:
+def _load_all(store: HostStore) -> list[LineageMeta]:
     metas = []
     for n in store.lineage_names():
         try:
@@ -47,7 +44,7 @@ def _load_all(store: FileStore) -> list[LineageMeta]:
     return metas
 
 
-def choose_lineage(store: FileStore, names: Sequence[str], explicit: str | None, *,
+def choose_lineage(store: HostStore, names: Sequence[str], explicit: str | None, *,
                    force: bool = False) -> LineageChoice:
     """The lineage for ``names`` (already normalized: lower case, no trailing dot).
 
@@ -116,30 +113,15 @@ def not_due_message(meta: LineageMeta, days_before: float | None) -> str | None:
             "--force issues a new certificate now")
 
 
-def delete_lineage(store: FileStore, name: str, *, keep_files: bool = False) -> None:
+def delete_lineage(store: HostStore, name: str, *, keep_files: bool = False) -> None:
     """Remove the lineage's renewal record, live and archive directories, and lock file.
 
     The record goes first: once it is gone, `renew` and `certs` no longer see the
     lineage, so a crash half-way leaves at worst some PEM files nobody renews. The caller
     holds the lineage lock. ``keep_files`` leaves ``live/`` and ``archive/`` in place.
+    On a shared storage the record and versions go for every host.
     """
-    safe = store.safe_name(name)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(store.root / "renewal" / f"{safe}.json")
-    if not keep_files:
-        for top in ("live", "archive"):
-            path = store.root / top / safe
-            if path.is_symlink() or path.is_file():
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-            elif path.exists():
-                try:
-                    shutil.rmtree(path)
-                except OSError as exc:
-                    raise StoreError(f"lineage {name!r}: cannot remove {path}: "
-                                     f"{exc.strerror}") from None
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(store.root / "locks" / f"{safe}.lock")
+    store.delete_lineage(name, keep_files=keep_files)
 
 
 def remove_targets(meta: LineageMeta, specs: Sequence[str], config: Config) -> list[str]:

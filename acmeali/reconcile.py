@@ -22,21 +22,21 @@ from acmeali.errors import AcmealiError, LockHeld, StoreError
 from acmeali.lineage import AriState, LineageMeta, to_iso, utcnow
 
 if TYPE_CHECKING:
-    from acmeali.store.files import FileStore
+    from acmeali.store.host import HostStore
 
 log = logging.getLogger(__name__)
 
 PENDING_KEY = "pending-privkey.pem"  # the issuance's name for the key of a pending order
 
 
-def out_of_step(store: FileStore, meta: LineageMeta) -> bool:
+def out_of_step(store: HostStore, meta: LineageMeta) -> bool:
     """Whether ``live/`` points at another version than the record (one readlink)."""
     live = store.live_version(meta.name)
     recorded = meta.current.version if meta.current is not None else None
     return live is not None and live != recorded
 
 
-def reconcile(store: FileStore, meta: LineageMeta, *, save: bool = True,
+def reconcile(store: HostStore, meta: LineageMeta, *, save: bool = True,
               locked: bool = False) -> LineageMeta:
     """``meta``, or the record of the version that is live when a run was cut off after
     the switch. ``save`` writes it (taking the lineage lock unless ``locked``); without
@@ -61,10 +61,7 @@ def reconcile(store: FileStore, meta: LineageMeta, *, save: bool = True,
     _roll_forward(store, meta, live)
     if save:
         store.save_meta(meta)
-        try:
-            (store.root / "archive" / store.safe_name(meta.name) / PENDING_KEY).unlink()
-        except FileNotFoundError:
-            pass
+        store.drop_pending_key(meta.name)
         log.info("%s: recorded version %d, made live by a run that was cut off", meta.name,
                  live)
     return meta
@@ -75,7 +72,7 @@ def _hint(name: str) -> str:
             f"`acmeali issue --name {name} --force`")
 
 
-def _roll_forward(store: FileStore, meta: LineageMeta, version: int) -> None:
+def _roll_forward(store: HostStore, meta: LineageMeta, version: int) -> None:
     """Verify live ``version`` as issuance would before switching; then record it."""
     from acmeali import certutil, keys
     from acmeali.names import covers

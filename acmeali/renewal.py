@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from acmeali.config import Config
     from acmeali.issuance import Environment
     from acmeali.plan import LineagePlan
-    from acmeali.store.files import FileStore
+    from acmeali.store.host import HostStore
     from acmeali.ui import UI
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def describe_expiry(meta: LineageMeta, now: datetime | None = None) -> str:
 
 
 # --------------------------------------------------------------------------- hooks
-def lineage_env(meta: LineageMeta, store: FileStore) -> dict[str, str]:
+def lineage_env(meta: LineageMeta, store: HostStore) -> dict[str, str]:
     paths = store.live_paths(meta.name)
     return {
         "ACMEALI_LINEAGE": meta.name,
@@ -142,7 +142,7 @@ def lineage_env(meta: LineageMeta, store: FileStore) -> dict[str, str]:
     }
 
 
-def run_deploy_hook(command: str, meta: LineageMeta, store: FileStore,
+def run_deploy_hook(command: str, meta: LineageMeta, store: HostStore,
                     ui: UI | None = None) -> None:
     """Run the deploy hook; what it printed is shown (certbot does), not only at -vv."""
     from acmeali.hooks import run_hook
@@ -191,7 +191,7 @@ class RenewReport:
         return [o for o in self.outcomes if o.action == "failed"]
 
 
-def renew_all(store: FileStore, make_env: Callable[[], Environment], opts: RenewOptions,
+def renew_all(store: HostStore, make_env: Callable[[], Environment], opts: RenewOptions,
               config: Config, *, now: datetime | None = None,
               say: Callable[[str], None] | None = None) -> RenewReport:
     """One ``renew`` run. ``make_env`` is called only when there is network work to do."""
@@ -208,7 +208,7 @@ def renew_all(store: FileStore, make_env: Callable[[], Environment], opts: Renew
     return report
 
 
-def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: RenewOptions,
+def _renew_locked(store: HostStore, make_env: Callable[[], Environment], opts: RenewOptions,
                   config: Config, report: RenewReport, now: datetime) -> None:
     from acmeali.plan import deploy_targets, lineage_plan, names_changed
     from acmeali.reconcile import reconcile
@@ -296,12 +296,14 @@ def _renew_locked(store: FileStore, make_env: Callable[[], Environment], opts: R
         _run_global_hook(command, "pre hook", report)
 
     lock = threading.Lock()
+    started = utcnow().replace(microsecond=0)  # wall clock: another host compares with it
 
     def work(meta: LineageMeta, redeploy_only: bool) -> Outcome:
         try:
             if redeploy_only:
                 return _redeploy(meta, env, opts, plans[meta.name])
-            return _renew_one(meta, env, opts, plans[meta.name], decisions[meta.name])
+            return _renew_one(meta, env, opts, plans[meta.name], decisions[meta.name],
+                              started=started)
         except LockHeld as exc:
             return Outcome(meta.name, "skipped", f"busy: {exc.message}")
         except AcmealiError as exc:
@@ -414,7 +416,7 @@ def _poll_ari(metas: list[LineageMeta], env: Environment, now: datetime,
 
 
 def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, plan: LineagePlan,
-               decision: Decision) -> Outcome:
+               decision: Decision, *, started: datetime | None = None) -> Outcome:
     from acmeali.issuance import IssueSpec, issue
 
     compromised = bool(meta.current and meta.current.key_sha256 in meta.compromised_keys)
@@ -434,6 +436,8 @@ def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, plan: Li
             return True
         if not opts.force and fresh.current.serial != serial:
             return False
+        if opts.force and not opts.dry_run and renewed_since(fresh, started):
+            return False  # --force on several hosts at once: one renewal, not one per host
         check_live_bundle(fresh, env.store)  # a hand-edited lineage is skipped, not renewed
         return (opts.force or opts.dry_run or plan.names_changed
                 or decide(fresh, utcnow(), days_before=opts.days).due)
@@ -451,7 +455,16 @@ def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, plan: Li
     return Outcome(meta.name, "renewed", msg, result.meta)
 
 
-def check_live_bundle(meta: LineageMeta, store: FileStore) -> None:
+def renewed_since(meta: LineageMeta, started: datetime | None) -> bool:
+    """Whether ``meta`` was renewed successfully at or after ``started`` (this run's start)."""
+    last = meta.last_renewal
+    if started is None or not last or not last.get("ok"):
+        return False
+    at = from_iso(last.get("time"))
+    return at is not None and at >= started
+
+
+def check_live_bundle(meta: LineageMeta, store: HostStore) -> None:
     """StoreError naming the lineage when its live files are not what the metadata says.
 
     Run before renewing (the network work needs cryptography anyway): a lineage whose

@@ -96,8 +96,17 @@ def run(ctx: Context) -> int:
         env: Environment = make_environment(ctx)
         return env
 
-    report = renew_all(ctx.store, make_env, opts, ctx.config, say=ctx.ui.error)
     ui = ctx.ui
+    synced_failed: list[str] = []
+    if ctx.store.shared and not opts.dry_run:
+        # A fleet: first what other hosts renewed (this host's live files and hooks).
+        from acmeali.fleetsync import sync_live
+
+        synced_failed = sync_live(ctx.store, ctx.config, ui, deploy_hook=opts.deploy_hook,
+                                  default_hook=opts.default_deploy_hook).failed
+    report = renew_all(ctx.store, make_env, opts, ctx.config, say=ctx.ui.error)
+    for line in synced_failed:
+        ui.error(f"sync: {line}")
     if report.lock_busy:
         ui.info(f"another renew is running; nothing to do ({report.lock_busy})")
         return 0
@@ -119,7 +128,7 @@ def run(ctx: Context) -> int:
                 f"{nxt})")
     else:
         ui.info("No lineages in " + str(ctx.state_dir))
-    return 1 if report.failed else 0
+    return 1 if report.failed or synced_failed else 0
 
 
 def summary_line(report: RenewReport) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from acmeali.solvers.registry import TxtRecord
 
 if TYPE_CHECKING:
-    from acmeali.store.files import FileStore
+    from acmeali.store.host import HostStore
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class LedgerEntry:
 class RecordLedger:
     """One lineage's ledger file; callers hold the lineage lock."""
 
-    def __init__(self, store: FileStore, lineage: str) -> None:
+    def __init__(self, store: HostStore, lineage: str) -> None:
         self.store = store
         self.path: Path = store.root / "archive" / store.safe_name(lineage) / FILE_NAME
 

@@ -131,6 +131,7 @@ class PostgresStorage:
         self._mu = threading.Lock()
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock_idle: list[psycopg.Connection[Any]] = []
+        self._held: dict[str, psycopg.Connection[Any]] = {}  # lock name -> its session
         self._schema_ok = False
         self._app = f"acmeali {socket.gethostname()} pid {os.getpid()}"[:63]
 
@@ -331,15 +332,58 @@ class PostgresStorage:
         except BaseException:
             self._give(self._lock_idle, conn)
             raise
+        with self._mu:
+            self._held[name] = conn
         try:
             yield
         finally:
+            with self._mu:
+                conn = self._held.pop(name, conn)  # reassert_lock may have moved it
             try:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
             except psycopg.Error:
                 with contextlib.suppress(Exception):
                     conn.close()  # a dead session holds nothing: the server released it
             self._give(self._lock_idle, conn)
+
+    def reassert_lock(self, name: str) -> bool:
+        """True when this process still holds lock ``name`` (taken again if it was lost).
+
+        A session advisory lock dies with its session (a restart, a failover) and the
+        holder is not told. Checked on the lock's own session; if that session is gone the
+        lock is tried once on a new one. False: another session has it now.
+        """
+        key = lock_key(name)
+        unsigned = key & 0xFFFFFFFFFFFFFFFF
+        with self._mu:
+            conn = self._held.get(name)
+        if conn is None:
+            return False
+        try:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid() AND objsubid = 1 AND classid::bigint = %s "
+                "AND objid::bigint = %s", (unsigned >> 32, unsigned & 0xFFFFFFFF)).fetchone()
+            if row and row[0]:
+                return True
+        except psycopg.Error:
+            with contextlib.suppress(Exception):
+                conn.close()
+        try:
+            fresh = self._take(self._lock_idle)
+        except StoreError:
+            return False
+        try:
+            row = fresh.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        except psycopg.Error:
+            self._give(self._lock_idle, fresh)
+            return False
+        if not (row and row[0]):
+            self._give(self._lock_idle, fresh)
+            return False
+        with self._mu:
+            self._held[name] = fresh
+        return True
 
     @staticmethod
     def _holder(conn: psycopg.Connection[Any], key: int) -> str:
