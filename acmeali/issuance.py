@@ -292,7 +292,8 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
         facts.key_type = keys.key_type_of(key)
     meta.current = facts
     meta.pending_order = None
-    meta.last_renewal = {"time": to_iso(utcnow()), "ok": True, "error": None}
+    meta.last_renewal = {"time": to_iso(utcnow()), "ok": True, "error": None,
+                         "epoch": time.time()}  # sub-second: renewal.renewed_since
     meta.ari = (AriState(cert_id=facts.ari_cert_id)
                 if client.directory.renewal_info and facts.ari_cert_id else None)
     store.save_meta(meta)

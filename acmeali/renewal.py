@@ -213,6 +213,7 @@ def _renew_locked(store: HostStore, make_env: Callable[[], Environment], opts: R
     from acmeali.plan import deploy_targets, lineage_plan, names_changed
     from acmeali.reconcile import reconcile
 
+    started = time.time()  # wall clock, before any record is read: see renewed_since
     names = store.lineage_names()
     if opts.names:
         unknown = [n for n in opts.names if n not in names]
@@ -296,7 +297,6 @@ def _renew_locked(store: HostStore, make_env: Callable[[], Environment], opts: R
         _run_global_hook(command, "pre hook", report)
 
     lock = threading.Lock()
-    started = utcnow().replace(microsecond=0)  # wall clock: another host compares with it
 
     def work(meta: LineageMeta, redeploy_only: bool) -> Outcome:
         try:
@@ -416,7 +416,7 @@ def _poll_ari(metas: list[LineageMeta], env: Environment, now: datetime,
 
 
 def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, plan: LineagePlan,
-               decision: Decision, *, started: datetime | None = None) -> Outcome:
+               decision: Decision, *, started: float | None = None) -> Outcome:
     from acmeali.issuance import IssueSpec, issue
 
     compromised = bool(meta.current and meta.current.key_sha256 in meta.compromised_keys)
@@ -455,13 +455,17 @@ def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, plan: Li
     return Outcome(meta.name, "renewed", msg, result.meta)
 
 
-def renewed_since(meta: LineageMeta, started: datetime | None) -> bool:
-    """Whether ``meta`` was renewed successfully at or after ``started`` (this run's start)."""
+def renewed_since(meta: LineageMeta, started: float | None) -> bool:
+    """Whether ``meta`` was renewed after ``started`` (this run's start, epoch seconds).
+
+    ``renew --force`` run by several hosts at once renews each lineage once: a host that
+    gets a lineage's lock after another host renewed it during this run skips it.
+    """
     last = meta.last_renewal
     if started is None or not last or not last.get("ok"):
         return False
-    at = from_iso(last.get("time"))
-    return at is not None and at >= started
+    at = last.get("epoch")
+    return isinstance(at, (int, float)) and at > started
 
 
 def check_live_bundle(meta: LineageMeta, store: HostStore) -> None:
