@@ -36,7 +36,7 @@ from acmeali.lineage import LineageMeta
 from acmeali.store.postgres import PostgresStorage
 from acmeali.store.seam import BundleFiles
 from tests.conftest import REPO, run_acmeali
-from tests.peers.pebble import Pebble, wait_until
+from tests.peers.pebble import Pebble, PeerDied, wait_until
 from tests.peers.postgres import Postgres
 from tests.test_storage_postgres import key_file
 
@@ -220,6 +220,18 @@ def wait_all(procs: list[subprocess.Popen[str]], timeout: float = 900) -> list[i
     return codes
 
 
+def quarter_renewed(fleet: Fleet, finals: int, procs: list[subprocess.Popen[str]]) -> None:
+    """Wait until a quarter of the lineages are issued (failing if every host stopped)."""
+    def check() -> bool:
+        if fleet.finalized() - finals >= max(2, N // 4):
+            return True
+        if all(p.poll() is not None for p in procs):
+            raise PeerDied("every host stopped before a quarter was renewed: "
+                           + repr([fleet.output(h)[-2000:] for h in range(HOSTS)]))
+        return False
+    wait_until(check, "a quarter renewed", timeout=600, interval=0.02)
+
+
 def hooks_run(fleet: Fleet, host: int) -> list[str]:
     path = Path(fleet.env(host)["DRILL_HOOK_LOG"])
     return path.read_text().split() if path.exists() else []
@@ -261,8 +273,7 @@ def test_a_host_killed_in_the_middle_loses_nothing_and_issues_nothing_twice(
     fleet.seed(N, due=True)
     finals = fleet.finalized()
     procs = [fleet.start(h, "renew", "--concurrency", "4") for h in range(HOSTS)]
-    wait_until(lambda: fleet.finalized() - finals >= max(2, N // 4), "a quarter renewed",
-               timeout=600, interval=0.02)
+    quarter_renewed(fleet, finals, procs)
     os.killpg(procs[0].pid, signal.SIGKILL)
     codes = wait_all(procs)
     assert codes[0] == -signal.SIGKILL
@@ -279,8 +290,7 @@ def test_postgresql_restarted_in_the_middle_of_a_run(fleet: Fleet, postgres: Pos
     fleet.seed(N, due=True)
     finals = fleet.finalized()
     procs = [fleet.start(h, "renew", "--concurrency", "4") for h in range(HOSTS)]
-    wait_until(lambda: fleet.finalized() - finals >= max(2, N // 4), "a quarter renewed",
-               timeout=600, interval=0.02)
+    quarter_renewed(fleet, finals, procs)
     postgres.restart()
     codes = wait_all(procs)
     for h, code in enumerate(codes):
