@@ -187,6 +187,16 @@ def write(path: Path, results: Sequence[Result], cfg: Config, versions: dict[str
                           + ", ".join(f"{r.client} {r.count}" for r in scaled)
                           + f" lineages instead of {cfg.idle_n}.", ""]
             lines += _table(rs, per_item=True) + _ratios(rs, per_item=True)
+        elif n in (7, 8):
+            lines += (["acmeali only. Row 1: three `renew --force --concurrency 8` processes "
+                       "(three hosts, own live/ each) at once on one PostgreSQL database; "
+                       "CPU is the three together. Row 2: one host on the file store. "
+                       "Duplicate issuances: Pebble finalize requests beyond one per "
+                       "lineage.", ""] if n == 7 else
+                      ["acmeali only, one host per backend; the PostgreSQL host's live files "
+                       "in step (one untimed run first, as for scenario 4).", ""])
+            lines += _table(rs, per_item=True)
+            lines += [f"\n{r.client}: {r.note}" for r in rs if r.note]
         elif n == 5:
             lines += _table(rs, ms=True, requests=False) + _ratios(
                 rs, requests=False, base="python -c pass")

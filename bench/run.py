@@ -61,8 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="a small run: 1 rep, 10 certificates, 100 lineages (minutes, not tens)")
     p.add_argument("--only", metavar="SCENARIOS",
-                   help="comma-separated scenario numbers or names (1-6, issue-http, "
-                        "issue-dns, batch, idle, startup)")
+                   help="comma-separated scenario numbers or names (1-8, issue-http, "
+                        "issue-dns, batch, idle, startup, fleet, idle-fleet)")
     p.add_argument("--clients", default="acmeali,certbot,lego", help="which clients to run")
     p.add_argument("--batch-reps", type=int, help="repetitions of scenario 3 (1)")
     p.add_argument("--batch-n", type=int, help="certificates in scenario 3 (50)")
@@ -70,6 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--idle-certbot", type=int, help="certbot lineages in scenario 4 (1000)")
     p.add_argument("--idle-lego", type=int, help="lego certificates in scenario 4 (1000)")
     p.add_argument("--startup-reps", type=int, help="repetitions of scenario 5 (15)")
+    p.add_argument("--fleet-n", type=int, help="lineages in scenario 7 (1000)")
+    p.add_argument("--fleet-idle-n", type=int, help="lineages in scenario 8 (10000)")
     p.add_argument("--batch-http", choices=("standalone", "webroot"), default="standalone",
                    help="how acmeali answers http-01 in scenario 3 (standalone, like the peers)")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
@@ -83,10 +85,11 @@ def config_from(a: argparse.Namespace) -> Config:
     cfg = Config(reps=a.reps)
     if a.quick:
         cfg = Config(reps=1, batch_reps=1, batch_n=10, idle_n=100, idle_n_certbot=100,
-                     idle_n_lego=20, startup_reps=5)
+                     idle_n_lego=20, startup_reps=5, fleet_n=30, fleet_idle_n=200)
     for attr, val in (("batch_reps", a.batch_reps), ("batch_n", a.batch_n),
                       ("idle_n", a.idle_n), ("idle_n_certbot", a.idle_certbot),
-                      ("idle_n_lego", a.idle_lego), ("startup_reps", a.startup_reps)):
+                      ("idle_n_lego", a.idle_lego), ("startup_reps", a.startup_reps),
+                      ("fleet_n", a.fleet_n), ("fleet_idle_n", a.fleet_idle_n)):
         if val is not None:
             setattr(cfg, attr, val)
     return cfg

@@ -12,6 +12,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench import measure
 from bench.clients import Bed, Client, Cmd, Python
@@ -24,6 +25,8 @@ SCENARIOS = {
     3: ("batch", "50 certificates"),
     4: ("idle", "`renew` with nothing due"),
     5: ("startup", "Start-up (`--help`)"),
+    7: ("fleet", "Fleet: `renew --force` by 3 hosts on PostgreSQL beside 1 host on files"),
+    8: ("idle-fleet", "Fleet: `renew` with nothing due, PostgreSQL and files"),
 }
 
 
@@ -36,6 +39,8 @@ class Config:
     idle_n_certbot: int = 1000
     idle_n_lego: int = 1000
     startup_reps: int = 15
+    fleet_n: int = 1000
+    fleet_idle_n: int = 10000
 
 
 @dataclass
@@ -63,7 +68,7 @@ def parse_only(spec: str | None) -> list[int]:
         elif part in ("6", "memory"):
             out += [n for n in (1, 3) if n not in out]
         else:
-            raise ValueError(f"unknown scenario {part!r}: use 1-6 or "
+            raise ValueError(f"unknown scenario {part!r}: use 1-8 or "
                              + ", ".join(v[0] for v in SCENARIOS.values()))
     return sorted(set(out))
 
@@ -219,6 +224,48 @@ class Bench:
                 c.attach(self.bed)
         self._interleave(n, self.cfg.startup_reps, clients, lambda c, rep: [c.help()],
                          timeout=60, requests=False)
+
+
+    def _fleet(self, n: int, work: Callable[[Any], None]) -> None:
+        """Run ``work(FleetBed)`` for acmeali only (needs PostgreSQL from Debian)."""
+        from bench import fleet
+
+        client = next((c for c in self.clients if c.name == "acmeali"), None)
+        if client is None or self._ready(n, [client]) == []:
+            return
+        fb = None
+        try:
+            fb = fleet.FleetBed(self.bed, client, self.bed.work / f"fleet{n}")
+            work(fb)
+        except Exception as exc:
+            self.results.append(Result(n, "acmeali", error=_short(exc)))
+            self.say(f"  [{n}] acmeali: FAILED {_short(exc).splitlines()[0]}")
+        finally:
+            if fb is not None:
+                fb.close()
+
+    def s_fleet(self, n: int) -> None:
+        from bench import fleet
+
+        def work(fb: Any) -> None:
+            for label, sample, dups in fleet.renew_many(fb, self.cfg.fleet_n,
+                                                        self.tag):
+                self.results.append(Result(n, label, samples=[sample], count=self.cfg.fleet_n,
+                                           note=f"duplicate issuances: {dups}"))
+                self.say(f"  [{n}] {label}: {sample.wall:.1f}s wall, {sample.requests} "
+                         f"requests, {dups} duplicate issuances")
+        self._fleet(n, work)
+
+    def s_idle_fleet(self, n: int) -> None:
+        from bench import fleet
+
+        def work(fb: Any) -> None:
+            for label, samples in fleet.idle_many(fb, self.cfg.fleet_idle_n,
+                                                  self.tag, self.cfg.reps):
+                self.results.append(Result(n, label, samples=samples,
+                                           count=self.cfg.fleet_idle_n))
+                self.say(f"  [{n}] {label}: " + ", ".join(f"{x.wall:.2f}s" for x in samples))
+        self._fleet(n, work)
 
 
 def _short(exc: BaseException) -> str:
