@@ -108,3 +108,18 @@ def test_sync_on_the_file_store_says_there_is_nothing_to_follow(tmp_path: Path) 
     r = run_acmeali("--state-dir", str(tmp_path / "state"), "sync")
     assert r.returncode == 0, r.stderr
     assert "nothing to sync: [storage] backend is files" in r.stderr
+
+
+def test_a_version_another_process_wrote_first_is_taken_as_it_is(tmp_path: Path) -> None:
+    """A `sync` timer and a `renew` on one host writing the same version: no failure."""
+    from acmeali.store.livefiles import LocalLiveFiles
+
+    live = LocalLiveFiles(tmp_path / "state")
+    bundle = make_bundle(NAME).at(1)
+    assert live.sync(NAME, bundle)
+    archive = live.root / "archive" / NAME
+    live._write_dir(archive, archive / "v1", bundle, NAME)  # lost the race: still fine
+    assert sorted(p.name for p in archive.iterdir()) == ["v1"]
+    other = make_bundle(NAME).at(1)
+    with pytest.raises(StoreError, match="cannot write"):
+        live._write_dir(archive, archive / "v1", other, NAME)

@@ -12,6 +12,7 @@ Stdlib only: ``renew`` on every host of a fleet runs this for each lineage.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
@@ -82,7 +83,16 @@ class LocalLiveFiles:
                     continue
                 write_new_file(tmp / f"{kind}.pem", data, PRIVATE if kind == "privkey" else PUBLIC)
             fsync_dir(tmp)
-            os.rename(tmp, vdir)
+            try:
+                os.rename(tmp, vdir)
+            except OSError as exc:
+                # Another process of this host (a `sync` timer beside a `renew`) wrote the
+                # same version first: theirs is as good as ours.
+                same = _read_or_none(vdir, bundle.version, name)
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or same is None \
+                        or not _same(same, bundle):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
             fsync_dir(archive)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
