@@ -4,8 +4,10 @@ A case per registered kind says how to prepare the emulated account and which sp
 deploy; the contract is the same for all: the first deploy succeeds and is confirmed by
 reading back (``Target.check``), a redeploy changes nothing (no write call reaches the
 account), a failure is recorded (with a hint naming the missing RAM action for cloud
-targets) and retried by the next run, and ``--dry-run`` changes nothing. A target
-registered without a case here fails ``test_every_target_has_a_contract_case``.
+targets) and retried by the next run, ``--dry-run`` changes nothing, and every API action
+the target called is among the RAM actions it declares (``Target.ram_policy``, mapped the
+way the hints map them). A target registered without a case here fails
+``test_every_target_has_a_contract_case``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from acmeali.deployers import deploy
-from acmeali.deployers.base import READ_PREFIXES, DeployContext
+from acmeali.deployers.base import READ_PREFIXES, DeployContext, Target
 from acmeali.deployers.cas import CAS
 from acmeali.deployers.registry import TARGETS, parse_target, target_class
 from tests.emulator import AliyunEmulator, apig, ddos, esa, fc, ga, live, oss, vod, waf
@@ -108,6 +110,7 @@ def _writes(emu: AliyunEmulator) -> list[str]:
 def test_target_contract(kind: str, emu: AliyunEmulator, tmp_path: Path,
                          monkeypatch: pytest.MonkeyPatch) -> None:
     case = CASES[kind]
+    first_call = len(emu.calls)  # the emulator lives for the session
     monkeypatch.chdir(tmp_path)
     case.prepare(emu, tmp_path)
     spec = case.spec.format(rid=_resource_id(emu) if kind == "cas-deploy" else "")
@@ -160,3 +163,16 @@ def test_target_contract(kind: str, emu: AliyunEmulator, tmp_path: Path,
     if CAS in target.services:  # what CAS clean-up keeps for this target
         cas_ids = lin.meta.deployments[spec].cas_ids
         assert cas_ids and set(cas_ids) <= set(emu.state.cas_certs)
+
+    # Every call it made is declared: the docs' RAM column and policies are not a guess.
+    assert_calls_declared(target, [a for a, _ in emu.calls[first_call:]])
+
+
+def assert_calls_declared(target: Target, called: list[str]) -> None:
+    """Each API action maps (``Service.ram_action``, as the hints do) to a RAM action the
+    target declares, through one of its services."""
+    declared = set(type(target).ram_policy())
+    undeclared = sorted({a for a in called
+                         if not any(svc.ram_action(a) in declared for svc in target.services)})
+    assert not undeclared, (f"{target.kind} called {undeclared}, which its ram_actions (or "
+                            "the CAS copy's) do not declare")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +95,37 @@ def test_docs_tables_are_generated_from_the_registry() -> None:
     doc = (REPO / "docs" / "alibaba-cloud.md").read_text()
     assert render_docs(doc) == doc, ("docs/alibaba-cloud.md is stale: run "
                                      "python -m acmeali.deployers.registry docs/alibaba-cloud.md")
+
+
+def _policy_actions(doc: str) -> set[str]:
+    """Every ``Action`` of the JSON policies in a document."""
+    found: set[str] = set()
+    for block in re.findall(r"```json\n(.*?)```", doc, re.S):
+        for stmt in json.loads(block).get("Statement", []):
+            action = stmt["Action"]
+            found.update([action] if isinstance(action, str) else action)
+    return found
+
+
+def test_declared_ram_actions_are_in_the_docs_policies() -> None:
+    """Each target's declared RAM actions (the table's column) are granted by some
+    least-privilege policy in docs/alibaba-cloud.md, so the two never disagree."""
+    granted = _policy_actions((REPO / "docs" / "alibaba-cloud.md").read_text())
+    assert "yundun-cert:UploadUserCertificate" in granted and len(granted) > 40
+    for cls in target_classes():
+        assert all(a.count(":") == 1 for a in cls.ram_actions), cls.kind
+        missing = [a for a in cls.ram_policy() if a not in granted]
+        assert not missing, f"{cls.kind}: {missing} in no policy of docs/alibaba-cloud.md"
+
+
+def test_ram_action_names_follow_the_products_rules() -> None:
+    """A renamed action maps the way the hints and the declarations map it."""
+    from acmeali.aliyun.errors import hint_for
+
+    mqtt = known_services()["mqtt"]
+    assert mqtt.ram_action("RegisterCaCertificate") == "mq:RegisterCa"
+    assert mqtt.ram_action("GetRegisterCode") == "mq:GetRegisterCode"
+    assert "mq:RegisterCa;" in (hint_for("Forbidden.RAM", mqtt, "RegisterCaCertificate") or "")
 
 
 def test_each_target_names_its_services() -> None:

@@ -46,6 +46,9 @@ class Service:
     in China, ``cas.ap-southeast-1.aliyuncs.com`` internationally), ``region_endpoints`` per
     region (the SDK's own endpoint map: CLB answers most regions on ``slb.aliyuncs.com``).
     ``site_region`` makes the client's region the site's CAS region whatever the target says.
+    ``ram_names`` holds the API actions whose RAM action is named differently (ApsaraMQ for
+    MQTT authorises RegisterCaCertificate as ``mq:RegisterCa``); every other action is
+    authorised under its own name.
     """
 
     name: str  # the [aliyun.endpoints] key and the client-cache key
@@ -55,6 +58,7 @@ class Service:
     site_endpoints: Mapping[str, str] = field(default_factory=dict)
     region_endpoints: Mapping[str, str] = field(default_factory=dict)  # the SDK's endpoint map
     site_region: bool = False
+    ram_names: Mapping[str, str] = field(default_factory=dict)  # API action -> RAM action name
 
     def __post_init__(self) -> None:
         with _lock:
@@ -85,7 +89,12 @@ class Service:
         return template.format(region=reg)
 
     def ram_action(self, action: str) -> str:
-        return f"{self.ram_code}:{action}"
+        """``<ram code>:<Action>``: what a RAM policy must allow for the API ``action``."""
+        return f"{self.ram_code}:{self.ram_names.get(action, action)}"
+
+    def ram_actions(self, *actions: str) -> tuple[str, ...]:
+        """:meth:`ram_action` of each API action: a target's ``ram_actions`` declaration."""
+        return tuple(self.ram_action(a) for a in actions)
 
 
 def known_services() -> dict[str, Service]:

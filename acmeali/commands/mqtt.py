@@ -21,7 +21,8 @@ from acmeali.context import Context
 from acmeali.errors import UsageError
 
 # ApsaraMQ for MQTT names its RAM actions under "mq" (e.g. mq:RegisterCa).
-MQTT = Service("mqtt", "alibabacloud_onsmqtt20200420", "onsmqtt.{region}.aliyuncs.com", "mq")
+MQTT = Service("mqtt", "alibabacloud_onsmqtt20200420", "onsmqtt.{region}.aliyuncs.com", "mq",
+               ram_names={"RegisterCaCertificate": "RegisterCa"})
 
 PAGE_SIZE = 100
 _STATUS = {"1": "active", "0": "inactive"}

@@ -22,6 +22,10 @@ class Alb(ListenerTarget):
     usage = ("alb:[<region>:]<listener-id>", "alb:[<region>:]<listener-id>:extra")
     summary = "ALB listener's default certificate, or an additional one (extra)"
     services = (CAS, ALB)
+    ram_actions = ALB.ram_actions(
+        "UpdateListenerAttribute", "ListListenerCertificates",
+        "AssociateAdditionalCertificatesWithListener",
+        "DissociateAdditionalCertificatesFromListener")
     api = ListenerApi(
         ALB, "ALB",
         set_default=lambda ident: {"Certificates": [{"CertificateId": ident}]},

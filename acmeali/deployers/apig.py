@@ -50,6 +50,7 @@ class Apig(Target):
     summary = ("cloud-native API Gateway domain(s) (auto: every covered HTTPS one), by CAS "
                "identifier, TLS options kept")
     services = (CAS, APIG)
+    ram_actions = APIG.ram_actions("GetDomain", "UpdateDomain", "ListDomains")
 
     spec: str
     domain_id: str

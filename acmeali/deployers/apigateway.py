@@ -56,6 +56,7 @@ class ApiGateway(Target):
     usage = ("apigateway:[<region>:]<group-id>:<domain>",)
     summary = "API Gateway custom domain (PEM upload)"
     services = (APIGATEWAY,)
+    ram_actions = APIGATEWAY.ram_actions("SetDomainCertificate", "DescribeDomain")
 
     spec: str
     group_id: str

@@ -3,9 +3,10 @@ wrapper, the per-run services, outcomes.
 
 A deploy target is a class (one module under ``deployers/``, one line in
 ``deployers/registry.py``) that says what it is: ``kind``, its grammar (``usage``), a
-``summary`` for help and the docs, the Alibaba ``services`` it calls, ``parse`` (spec ->
-instance), ``deploy`` and ``check`` (read back). Help texts, config validation, the docs'
-target table and dry-run plans come from those attributes.
+``summary`` for help and the docs, the Alibaba ``services`` it calls, the RAM actions its own
+calls need (``ram_actions``), ``parse`` (spec -> instance), ``deploy`` and ``check`` (read
+back). Help texts, config validation, the docs' target table and dry-run plans come from
+those attributes; the contract tests check every call a target makes is declared.
 
 A deploy run works on one lineage's live bundle. :class:`DeployContext` parses the PEM once
 and hands out per-run services (:meth:`DeployContext.service`): the CAS copy of the
@@ -105,6 +106,10 @@ class Target(ABC):
     usage: ClassVar[tuple[str, ...]]  # grammar, one form per entry: "alb:[<region>:]<listener-id>"
     summary: ClassVar[str]  # one line for --help and the docs' table
     services: ClassVar[tuple[Service, ...]] = ()  # the Alibaba Cloud products it calls
+    # "<ram code>:<Action>" for every call the target's own code may make, all forms
+    # (auto, extra, ...) included, plus any action the product checks on its behalf (OSS
+    # reads the CAS key); build it with Service.ram_actions so renamed actions come out right.
+    ram_actions: ClassVar[tuple[str, ...]] = ()
 
     spec: str
 
@@ -126,6 +131,16 @@ class Target(ABC):
     def plan(self) -> str:
         """One line for ``--dry-run``: what deploying does."""
         return self.summary
+
+    @classmethod
+    def ram_policy(cls) -> tuple[str, ...]:
+        """Every RAM action deploying to this target may need: a target that goes through the
+        run's CAS copy (``cas`` among its ``services``) needs the CAS copy's actions (upload,
+        reuse look-ups, clean-up), then its own ``ram_actions``."""
+        from acmeali.deployers.cas import CAS, CAS_COPY_RAM_ACTIONS
+
+        inherited = CAS_COPY_RAM_ACTIONS if CAS in cls.services else ()
+        return tuple(dict.fromkeys((*inherited, *cls.ram_actions)))
 
     @classmethod
     def fail(cls, spec: str, why: str) -> TargetSyntaxError:

@@ -46,6 +46,13 @@ from acmeali.lineage import to_iso, utcnow
 CAS = Service("cas", "alibabacloud_cas20200407", "cas.{region}.aliyuncs.com", "yundun-cert",
               site_endpoints={"china": "cas.aliyuncs.com"}, site_region=True)
 
+# What the run's CAS copy calls: reuse look-ups, the upload, and clean-up's "is anything
+# using it?" questions before DeleteUserCertificate. Every target with CAS among its
+# services goes through the copy and so needs these (Target.ram_policy).
+CAS_COPY_RAM_ACTIONS = CAS.ram_actions(
+    "ListUserCertificateOrder", "GetUserCertificateDetail", "UploadUserCertificate",
+    "ListCertificates", "ListCloudResources", "DeleteUserCertificate")
+
 log = logging.getLogger(__name__)
 
 NAME_PREFIX = "acmeali-"
@@ -257,6 +264,7 @@ class Cas(Target):
     usage = ("cas",)
     summary = "upload to Certificate Management Service (CAS)"
     services = (CAS,)
+    ram_actions = CAS_COPY_RAM_ACTIONS
 
     spec: str
 

@@ -41,6 +41,9 @@ class CasDeploy(Target):
     summary = ("a CAS deployment job to these cloud resources, or (follow) wherever CAS "
                "reports the previous certificate")
     services = (CAS,)
+    ram_actions = CAS.ram_actions(
+        "ListCloudResources", "ListContact", "CreateDeploymentJob", "UpdateDeploymentJobStatus",
+        "DescribeDeploymentJob", "ListWorkerResource")
 
     spec: str
     resource_ids: tuple[int, ...] = ()

@@ -190,6 +190,8 @@ class Cdn(Target):
     usage: ClassVar[tuple[str, ...]] = ("cdn:<domain>", "cdn:auto")
     summary = "CDN domain(s) (auto: every covered one), by reference to the CAS certificate"
     services = (CAS, CDN)
+    ram_actions: ClassVar[tuple[str, ...]] = CDN.ram_actions(
+        "SetCdnDomainSSLCertificate", "DescribeDomainCertificateInfo", "DescribeUserDomains")
     product: ClassVar[_Product] = PRODUCTS["cdn"]
 
     spec: str
@@ -236,4 +238,6 @@ class Dcdn(Cdn):
     usage = ("dcdn:<domain>",)
     summary = "DCDN domain, by reference to the CAS certificate"
     services = (CAS, DCDN)
+    ram_actions = DCDN.ram_actions("SetDcdnDomainSSLCertificate",
+                                   "DescribeDcdnDomainCertificateInfo")
     product = PRODUCTS["dcdn"]

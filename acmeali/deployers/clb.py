@@ -117,6 +117,10 @@ class Clb(Target):
     usage = ("clb:[<region>:]<lb-id>:<port>", "clb:[<region>:]<lb-id>:<port>:<domain>")
     summary = "CLB (SLB) HTTPS listener's default certificate, or an SNI domain's"
     services = (CAS, SLB)
+    ram_actions = SLB.ram_actions(
+        "UploadServerCertificate", "DescribeServerCertificates", "DeleteServerCertificate",
+        "DescribeLoadBalancerHTTPSListenerAttribute", "SetLoadBalancerHTTPSListenerAttribute",
+        "DescribeDomainExtensions", "SetDomainExtensionAttribute")
 
     spec: str
     lb_id: str

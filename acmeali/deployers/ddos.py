@@ -54,6 +54,7 @@ class Ddos(Target):
     summary = ("Anti-DDoS Pro/Premium website(s) (region cn-hangzhou or ap-southeast-1; "
                "auto: every covered HTTPS one), by CAS certificate identifier")
     services = (CAS, DDOS)
+    ram_actions = DDOS.ram_actions("AssociateWebCert", "DescribeWebRules")
     confirm_tries: ClassVar[int] = 10
     confirm_interval: ClassVar[float] = 1.0
 

@@ -62,6 +62,9 @@ class Esa(Target):
     summary = ("ESA site certificate (replacing acmeali's previous one) or SaaS custom "
                "hostname(s) (hostnames: every covered HTTPS one), by CAS reference")
     services = (CAS, ESA)
+    ram_actions = ESA.ram_actions(
+        "ListSites", "ListCertificates", "SetCertificate", "GetCustomHostname",
+        "ListCustomHostnames", "UpdateCustomHostname")
 
     spec: str
     site: str = ""

@@ -50,6 +50,7 @@ class Fc(Target):
     summary = ("Function Compute 3.0 custom domain(s) (auto: every covered HTTPS one), "
                "certificate as PEM, other settings kept")
     services = (FC,)
+    ram_actions = FC.ram_actions("GetCustomDomain", "UpdateCustomDomain", "ListCustomDomains")
 
     spec: str
     domain: str

@@ -54,6 +54,10 @@ class Ga(Target):
     summary = ("Global Accelerator HTTPS listener's default certificate, or one domain's "
                "additional certificate (auto: every covered domain that has one)")
     services = (CAS, GA)
+    ram_actions = GA.ram_actions(
+        "UpdateListener", "ListListenerCertificates",
+        "AssociateAdditionalCertificatesWithListener",
+        "UpdateAdditionalCertificateWithListener")
     settle_tries: ClassVar[int] = 30
     settle_interval: ClassVar[float] = 0.5
 

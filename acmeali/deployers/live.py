@@ -44,6 +44,8 @@ class Live(DomainTarget):
     summary = ("ApsaraVideo Live domain(s) (auto: every covered one already on HTTPS), "
                "by CAS certificate name")
     services = (CAS, LIVE)
+    ram_actions = LIVE.ram_actions("SetLiveDomainCertificate",
+                                   "DescribeLiveDomainCertificateInfo", "DescribeLiveUserDomains")
     label = "Live"
 
     def read(self, ctx: DeployContext, domain: str) -> dict[str, Any] | None:

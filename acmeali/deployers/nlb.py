@@ -22,6 +22,10 @@ class Nlb(ListenerTarget):
     usage = ("nlb:[<region>:]<listener-id>", "nlb:[<region>:]<listener-id>:extra")
     summary = "NLB TCPSSL listener's certificate, or an additional one (extra)"
     services = (CAS, NLB)
+    ram_actions = NLB.ram_actions(
+        "UpdateListenerAttribute", "ListListenerCertificates",
+        "AssociateAdditionalCertificatesWithListener",
+        "DisassociateAdditionalCertificatesWithListener")
     api = ListenerApi(
         NLB, "NLB",
         set_default=lambda ident: {"CertificateIds": [ident]},

@@ -102,6 +102,12 @@ class Oss(Target):
     summary = ("OSS bucket custom domain(s) (auto: every covered one that has a "
                "certificate), by CAS identifier")
     services = (CAS, OSS)
+    # PutCname with a CAS certificate: OSS reads the certificate out of CAS on the caller's
+    # behalf, and its reference requires these three CAS actions of the caller too.
+    ram_actions = (*OSS.ram_actions("PutCname", "ListCname"),
+                   *CAS.ram_actions("DescribeSSLCertificatePrivateKey",
+                                    "DescribeSSLCertificatePublicKeyDetail",
+                                    "CreateSSLCertificate"))
 
     spec: str
     bucket: str

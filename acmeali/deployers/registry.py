@@ -116,15 +116,31 @@ def epilog() -> str:
 
 
 def markdown_table() -> str:
-    """The docs' target table (docs/alibaba-cloud.md, between the ``targets`` markers)."""
-    lines = ["| target | what it does | Alibaba Cloud services |", "|---|---|---|"]
+    """The docs' target table (docs/alibaba-cloud.md, between the ``targets`` markers): a
+    target's own RAM actions, "and the `cas` row's" for those that go through the CAS copy,
+    and a note saying so."""
+    from acmeali.deployers.cas import CAS
+
+    lines = ["| target | what it does | Alibaba Cloud services | RAM actions |",
+             "|---|---|---|---|"]
     for cls in target_classes():
         aliases = aliases_of(cls)
         summary = cls.summary + (f" (alias: {', '.join(f'`{a}:`' for a in aliases)})"
                                  if aliases else "")
         grammar = "<br>".join(f"`{form}`" for form in cls.usage)
         services = ", ".join(f"`{s.name}`" for s in cls.services) or "none"
-        lines.append(f"| {grammar} | {summary} | {services} |")
+        actions = [f"`{a}`" for a in cls.ram_actions]
+        if CAS in cls.services and cls.kind != "cas":
+            actions.append("and the `cas` row's" if actions else "the `cas` row's")
+        lines.append(f"| {grammar} | {summary} | {services} | {'<br>'.join(actions) or 'none'} |")
+    lines += ["", "RAM actions: every action a target's calls need, for all of its forms "
+              "([Least-privilege RAM policies](#least-privilege-ram-policies) says which form "
+              "needs which). A target that references the "
+              "certificate in CAS goes through the run's one CAS copy and so also needs the "
+              "`cas` row's actions: the upload, the look-ups that reuse an earlier upload, and "
+              "clean-up's `ListCertificates`/`ListCloudResources` before "
+              "`DeleteUserCertificate`. `Target.ram_actions` in each target's module declares "
+              "them; the contract tests check every call a target makes is declared."]
     return "\n".join(lines) + "\n"
 
 

@@ -38,6 +38,8 @@ class Vod(DomainTarget):
     summary = ("ApsaraVideo VOD domain(s) (auto: every covered one already on HTTPS), "
                "by reference to the CAS certificate")
     services = (CAS, VOD)
+    ram_actions = VOD.ram_actions("SetVodDomainSSLCertificate",
+                                  "DescribeVodDomainCertificateInfo", "DescribeVodUserDomains")
     label = "VOD"
 
     def read(self, ctx: DeployContext, domain: str) -> dict[str, Any] | None:

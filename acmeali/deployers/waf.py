@@ -80,6 +80,10 @@ class Waf(Target):
                "cloud-native resource port's default (or an extension) certificate, by CAS "
                "identifier")
     services = (CAS, WAF)
+    ram_actions = WAF.ram_actions(
+        "DescribeInstance", "DescribeDomainDetail", "ModifyDomain", "DescribeDomains",
+        "DescribeCloudResourceAccessPortDetails", "ModifyCloudResourceDefaultCert",
+        "CreateCloudResourceExtensionCert", "DeleteCloudResourceExtensionCert")
 
     spec: str
     domain: str = ""
