@@ -176,3 +176,59 @@ def assert_calls_declared(target: Target, called: list[str]) -> None:
                          if not any(svc.ram_action(a) in declared for svc in target.services)})
     assert not undeclared, (f"{target.kind} called {undeclared}, which its ram_actions (or "
                             "the CAS copy's) do not declare")
+
+
+def _ga_forms(emu: AliyunEmulator) -> str:
+    ga.add_listener(emu.state, "ga-forms", "lsr-forms")
+    return "ga:ga-forms:lsr-forms"
+
+
+# More grammar forms than the contract cases, each deployed then renewed twice (so CAS
+# clean-up asks ListCertificates and deletes with keep_previous = 0): every call declared.
+FORMS: dict[str, Callable[[AliyunEmulator], str]] = {
+    "cdn:auto": lambda e: (e.add_cdn_domain("f1.example.test", https=True), "cdn:auto")[1],
+    "alb:extra": lambda e: (e.add_alb_listener("lsn-forms-alb"), "alb:lsn-forms-alb:extra")[1],
+    "nlb": lambda e: (e.add_nlb_listener("lsn-forms-nlb"), "nlb:lsn-forms-nlb")[1],
+    "waf:auto": lambda e: (waf.add_domain(e, "f2.example.test"), "waf:auto")[1],
+    "waf:cloud:extra": lambda e: (waf.add_cloud_port(e, "alb-forms", 443),
+                                  "waf:cloud:alb-forms:443:extra")[1],
+    "waf:cloud": lambda e: (waf.add_cloud_port(e, "alb-forms2", 443),
+                            "waf:cloud:alb-forms2:443")[1],
+    "esa:hostnames": lambda e: (esa.add_hostname(e, "forms.test", "f3.example.test"),
+                                "esa:hostnames:forms.test")[1],
+    "fc:auto": lambda e: (fc.add_domain(e, "f4.example.test"), "fc:auto")[1],
+    "apig:id": lambda e: "apig:" + apig.add_domain(e, "f5.example.test"),
+    "oss:auto": lambda e: (oss.add_cname(e, "bucket-forms", "f6.example.test",
+                                         certificate="1-cn-hangzhou"),
+                           "oss:bucket-forms:auto")[1],
+    "live:auto": lambda e: (live.add_domain(e.state, "f7.example.test", https=True),
+                            "live:auto")[1],
+    "vod:domain": lambda e: (vod.add_domain(e.state, "f8.example.test"),
+                             "vod:f8.example.test")[1],
+    "ddos:auto": lambda e: (ddos.add_rule(e.state, "f9.example.test"), "ddos:auto")[1],
+    "ga:default": _ga_forms,
+    "clb:default": lambda e: (e.add_clb_listener("lb-forms", 443), "clb:lb-forms:443")[1],
+}
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_other_forms_and_renewals_call_only_declared_actions(
+        form: str, emu: AliyunEmulator, tmp_path: Path) -> None:
+    first_call = len(emu.calls)
+    spec = FORMS[form](emu)
+    target = parse_target(spec)
+    ca = TinyCA()
+    lin: Lineage = make_lineage(ca, ["example.test", "*.example.test"])
+    settings = settings_for(emu, cas_keep_previous=0)
+    for version in (1, 2, 3):
+        if version > 1:
+            lin = make_lineage(ca, ["example.test", "*.example.test"], meta=lin.meta,
+                               version=version)
+        out = deploy(lin.meta, lin.bundle, [spec], settings=settings, ui=make_ui(),
+                     live_paths=live_paths(tmp_path / f"v{version}", lin))
+        assert out[0].ok, out[0].message
+    called = [a for a, _ in emu.calls[first_call:]]
+    if CAS in target.services:  # the CAS copy's whole life: upload, reuse, clean-up
+        assert {"UploadUserCertificate", "ListCertificates", "DeleteUserCertificate"} <= set(
+            called), called
+    assert_calls_declared(target, called)
