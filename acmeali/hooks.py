@@ -18,10 +18,15 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from acmeali.errors import AcmealiError
+
+if TYPE_CHECKING:
+    from acmeali.store.base import LivePaths
+    from acmeali.ui import UI
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,29 @@ def hook_environment(extra: Mapping[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not is_secret_env(k)}
     env.update(extra)
     return env
+
+
+def deploy_env(name: str, domains: Sequence[str], paths: LivePaths) -> dict[str, str]:
+    """What a deploy hook (``deploy_hook`` or a ``hook:`` target) is told about a lineage:
+    ours, and certbot's names so that existing certbot deploy hooks work unchanged."""
+    return {
+        "ACMEALI_LINEAGE": name,
+        "ACMEALI_DOMAINS": " ".join(domains),
+        "ACMEALI_CERT_PATH": str(paths.cert),
+        "ACMEALI_KEY_PATH": str(paths.privkey),
+        "ACMEALI_FULLCHAIN_PATH": str(paths.fullchain),
+        "ACMEALI_CHAIN_PATH": str(paths.chain),
+        "RENEWED_LINEAGE": str(paths.cert.parent),
+        "RENEWED_DOMAINS": " ".join(domains),
+    }
+
+
+def show_output(ui: UI, label: str, result: HookResult) -> None:
+    """Show what a deploy hook printed at normal verbosity, as certbot does."""
+    output = "\n".join(t for t in (result.stdout.rstrip(), result.stderr.rstrip()) if t)
+    if output:
+        ui.info(f"{label} ran with output:\n"
+                + "\n".join("  " + line for line in output.splitlines()))
 
 
 _TAIL_CHARS = 2000

@@ -128,30 +128,19 @@ def describe_expiry(meta: LineageMeta, now: datetime | None = None) -> str:
 
 # --------------------------------------------------------------------------- hooks
 def lineage_env(meta: LineageMeta, store: HostStore) -> dict[str, str]:
-    paths = store.live_paths(meta.name)
-    return {
-        "ACMEALI_LINEAGE": meta.name,
-        "ACMEALI_DOMAINS": " ".join(meta.domains),
-        "ACMEALI_CERT_PATH": str(paths.cert),
-        "ACMEALI_KEY_PATH": str(paths.privkey),
-        "ACMEALI_FULLCHAIN_PATH": str(paths.fullchain),
-        "ACMEALI_CHAIN_PATH": str(paths.chain),
-        # certbot's names, so existing certbot deploy hooks work unchanged.
-        "RENEWED_LINEAGE": str(paths.cert.parent),
-        "RENEWED_DOMAINS": " ".join(meta.domains),
-    }
+    from acmeali.hooks import deploy_env
+
+    return deploy_env(meta.name, meta.domains, store.live_paths(meta.name))
 
 
 def run_deploy_hook(command: str, meta: LineageMeta, store: HostStore,
                     ui: UI | None = None) -> None:
     """Run the deploy hook; what it printed is shown (certbot does), not only at -vv."""
-    from acmeali.hooks import run_hook
+    from acmeali.hooks import run_hook, show_output
 
     result = run_hook(command, lineage_env(meta, store), what=f"deploy hook for {meta.name}")
-    output = "\n".join(t for t in (result.stdout.rstrip(), result.stderr.rstrip()) if t)
-    if ui is not None and output:
-        ui.info(f"{meta.name}: hook 'deploy-hook' ran with output:\n"
-                + "\n".join("  " + line for line in output.splitlines()))
+    if ui is not None:
+        show_output(ui, f"{meta.name}: hook 'deploy-hook'", result)
 
 
 # --------------------------------------------------------------------------- renew_all

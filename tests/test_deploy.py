@@ -264,6 +264,22 @@ def test_hook_target_gets_paths_in_env(emu: AliyunEmulator, ca: TinyCA, tmp_path
     assert not bad["hook:exit 3"][0]
 
 
+def test_hook_target_gets_certbots_variables_and_shows_its_output(
+        emu: AliyunEmulator, ca: TinyCA, tmp_path: Path) -> None:
+    """A `hook:` target is a deploy hook too: certbot's RENEWED_LINEAGE (the live
+    directory) and RENEWED_DOMAINS, and what it printed shown at normal verbosity."""
+    lin = make_lineage(ca, ["a.example.test", "b.example.test"])
+    paths = live_paths(tmp_path / "live", lin)
+    out = tmp_path / "out.txt"
+    target = f'hook:echo "$RENEWED_LINEAGE|$RENEWED_DOMAINS" > {out}; echo reloaded nginx'
+    ui = make_ui()
+    res = _run(emu, lin, [target], live_paths=paths, ui=ui)
+    assert res[target][0], res
+    assert out.read_text().strip() == f"{paths.cert.parent}|a.example.test b.example.test"
+    shown = "".join(captured(ui))
+    assert "reloaded nginx" in shown and "ran with output" in shown
+
+
 # --------------------------------------------------------------------------- failures, dry run
 def test_one_failure_does_not_stop_the_others(emu: AliyunEmulator, ca: TinyCA) -> None:
     emu.add_cdn_domain("ok.example.test")

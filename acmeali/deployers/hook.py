@@ -1,7 +1,8 @@
 """``hook:<command>``: a local command (reload nginx, copy files) after the certificate changed.
 
-Values go to the command only through ``ACMEALI_*`` environment variables, never into the
-command string (DESIGN.md, security rules); ``acmeali.hooks.run_hook`` bounds its run time.
+Values go to the command only through ``ACMEALI_*`` (and certbot's ``RENEWED_*``)
+environment variables, never into the command string (DESIGN.md, security rules);
+``acmeali.hooks.run_hook`` bounds its run time.
 The live paths are the stable ``live/<name>/*.pem`` links, so the command can keep them.
 """
 
@@ -40,24 +41,18 @@ class Hook(Target):
 
 
 def _run(ctx: DeployContext, target: Hook) -> TargetResult:
-    from acmeali.hooks import run_hook
+    from acmeali.hooks import deploy_env, run_hook, show_output
 
     command = target.command
     paths = ctx.live_paths
     if paths is None:
         raise DeployError(f"{target.spec}: no live paths to give the hook (internal: deploy "
                           "was called without live_paths)")
-    env = {
-        "ACMEALI_LINEAGE": ctx.meta.name,
-        "ACMEALI_DOMAINS": " ".join(ctx.meta.domains),
-        "ACMEALI_CERT_PATH": str(paths.cert),
-        "ACMEALI_KEY_PATH": str(paths.privkey),
-        "ACMEALI_FULLCHAIN_PATH": str(paths.fullchain),
-        "ACMEALI_CHAIN_PATH": str(paths.chain),
-        "ACMEALI_FINGERPRINT": ctx.cert.fingerprint,
-    }
+    env = deploy_env(ctx.meta.name, ctx.meta.domains, paths)
+    env["ACMEALI_FINGERPRINT"] = ctx.cert.fingerprint
     if ctx.dry_run:
         ctx.ui.result(f"  would run {command!r} with {', '.join(sorted(env))}")
         return TargetResult(f"would run {command!r}")
     result = run_hook(command, env, timeout=HOOK_TIMEOUT, what=f"deploy hook {command!r}")
+    show_output(ctx.ui, f"{ctx.meta.name}: hook {command!r}", result)
     return TargetResult(f"ran {command!r} ({result.duration:.1f}s)")
