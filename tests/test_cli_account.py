@@ -223,3 +223,14 @@ def test_accounts_are_kept_per_server(cli: Cli, tmp_path: Path,
     assert names == sorted([f"127.0.0.1_{cli.pebble.port}_dir",
                             f"127.0.0.1_{pebble_nonce_reject.port}_dir"])
     assert show(cli)["account"] != show(other)["account"]
+
+
+def test_tls_verification_stays_on(pebble: Pebble, tmp_path: Path) -> None:
+    """Pebble's listener certificate is not trusted without --ca-bundle: refused in one
+    line, nothing registered (the shared SSLContext must never lose CERT_REQUIRED)."""
+    state = tmp_path / "state"
+    r = run_acmeali("--state-dir", str(state), "--server", pebble.directory_url,
+                    "account", "register", "--agree-tos", "--email", "a@example.test")
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert "verif" in r.stderr.lower(), r.stderr
+    assert not (state / "accounts").exists() or not any((state / "accounts").rglob("*.json"))

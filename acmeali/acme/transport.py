@@ -169,8 +169,7 @@ class _ExtraRootsAdapter(requests.adapters.HTTPAdapter):
     """Verifies with an SSLContext holding certifi + system roots + the user's bundle.
 
     requests documents ``build_connection_pool_key_attributes`` as the hook for a custom
-    context; ``cert_req`` stays CERT_REQUIRED and urllib3 may load certifi into it again,
-    which only adds roots.
+    context; ``cert_req`` stays CERT_REQUIRED.
     """
 
     def __init__(self, context: ssl.SSLContext) -> None:
@@ -187,8 +186,18 @@ class _ExtraRootsAdapter(requests.adapters.HTTPAdapter):
         pool_kwargs["cert_reqs"] = "CERT_REQUIRED"
         return host_params, pool_kwargs
 
+    def cert_verify(self, conn: Any, url: str, verify: bool | str,
+                    cert: str | tuple[str, str] | None) -> None:
+        """Our context already holds certifi: without this, urllib3 loads certifi's roots
+        into it again for every new connection (~15 ms each)."""
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+        if url.lower().startswith("https") and verify:
+            conn.ca_certs = None
+            conn.ca_cert_dir = None
+
 
 _contexts: dict[str, ssl.SSLContext] = {}
+_anchors: dict[str, list[bytes]] = {}  # trust_anchors per bundle, like the contexts
 _contexts_lock = threading.Lock()
 
 
@@ -212,7 +221,12 @@ def trust_anchors(ca_bundle: str | None) -> list[bytes]:
     ``ca_bundle``): what an issued chain is checked against where one of them is its root.
     Roots the system keeps only in a hashed directory are not listed (OpenSSL loads
     those lazily), so for them the check is skipped, not failed."""
-    return list(trust_context(ca_bundle).get_ca_certs(binary_form=True))
+    key = ca_bundle or ""
+    with _contexts_lock:
+        cached = _anchors.get(key)
+    if cached is None:
+        cached = _anchors[key] = list(trust_context(ca_bundle).get_ca_certs(binary_form=True))
+    return cached
 
 
 def _build_context(ca_bundle: str | None) -> ssl.SSLContext:
