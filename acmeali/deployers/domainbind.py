@@ -39,6 +39,15 @@ def cert_form(domain: str) -> str:
     return "*" + domain if domain.startswith(".") else domain
 
 
+
+def cert_info(body: dict[str, Any], domain: str) -> dict[str, Any] | None:
+    """The ``CertInfos.CertInfo`` row of ``domain`` in a Describe*DomainCertificateInfo
+    answer (Live and VOD share the shape); None when the domain has none."""
+    for info in (body.get("CertInfos") or {}).get("CertInfo") or []:
+        if str(info.get("DomainName") or domain).lower() == domain:
+            return dict(info)
+    return None
+
 def leaf_fingerprint(pem: Any) -> str | None:
     """SHA-256 of the first certificate in ``pem``; None when there is none."""
     if not pem:

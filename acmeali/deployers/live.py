@@ -27,7 +27,7 @@ from typing import Any
 from acmeali.aliyun.services import Service
 from acmeali.deployers.base import DeployContext
 from acmeali.deployers.cas import CAS
-from acmeali.deployers.domainbind import DomainTarget, cert_form, leaf_fingerprint, pages
+from acmeali.deployers.domainbind import DomainTarget, cert_form, cert_info, leaf_fingerprint, pages
 
 LIVE = Service("live", "alibabacloud_live20161101", "live.aliyuncs.com", "live")
 
@@ -50,11 +50,7 @@ class Live(DomainTarget):
 
     def read(self, ctx: DeployContext, domain: str) -> dict[str, Any] | None:
         body = ctx.api(LIVE, "DescribeLiveDomainCertificateInfo", {"DomainName": domain})
-        infos = (body.get("CertInfos") or {}).get("CertInfo") or []
-        for info in infos:
-            if str(info.get("DomainName") or domain).lower() == domain:
-                return dict(info)
-        return None
+        return cert_info(body, domain)
 
     def serves(self, ctx: DeployContext, info: dict[str, Any] | None) -> bool:
         if not info or str(info.get("SSLProtocol") or "").lower() != "on":

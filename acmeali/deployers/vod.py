@@ -22,7 +22,7 @@ from typing import Any
 from acmeali.aliyun.services import Service
 from acmeali.deployers.base import DeployContext
 from acmeali.deployers.cas import CAS
-from acmeali.deployers.domainbind import DomainTarget, leaf_fingerprint, pages
+from acmeali.deployers.domainbind import DomainTarget, cert_info, leaf_fingerprint, pages
 
 VOD = Service("vod", "alibabacloud_vod20170321", "vod.cn-shanghai.aliyuncs.com", "vod")
 
@@ -44,11 +44,7 @@ class Vod(DomainTarget):
 
     def read(self, ctx: DeployContext, domain: str) -> dict[str, Any] | None:
         body = ctx.api(VOD, "DescribeVodDomainCertificateInfo", {"DomainName": domain})
-        infos = (body.get("CertInfos") or {}).get("CertInfo") or []
-        for info in infos:
-            if str(info.get("DomainName") or domain).lower() == domain:
-                return dict(info)
-        return None
+        return cert_info(body, domain)
 
     def serves(self, ctx: DeployContext, info: dict[str, Any] | None) -> bool:
         if not info or str(info.get("ServerCertificateStatus") or "").lower() != "on":
