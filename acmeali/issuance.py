@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PENDING_KEY = "pending-privkey.pem"
 VALIDATION_TIMEOUT = 300.0
 FINALIZE_TIMEOUT = 300.0
 

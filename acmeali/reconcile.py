@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PENDING_KEY = "pending-privkey.pem"  # the issuance's name for the key of a pending order
-
 
 def out_of_step(store: HostStore, meta: LineageMeta) -> bool:
     """Whether ``live/`` points at another version than the record (one readlink)."""

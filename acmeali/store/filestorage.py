@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 from acmeali.errors import StoreError
 from acmeali.lineage import LineageMeta
 from acmeali.store.base import BUNDLE_FILES, LiveBundle
-from acmeali.store.files import DIR_MODE, PRIVATE, PUBLIC, FileStore, fsync_dir, write_file_atomic
+from acmeali.store.files import DIR_MODE, PRIVATE, PUBLIC, fsync_dir, write_file_atomic
+from acmeali.store.host import LocalStore
 from acmeali.store.seam import BundleFiles, SharedStorage
 
 if TYPE_CHECKING:
     from acmeali.config import StorageSettings
-
-PENDING_KEY = "pending-privkey.pem"  # the name issuance.py uses
 
 
 class FileStorage:
@@ -35,7 +34,7 @@ class FileStorage:
     backend = "files"
 
     def __init__(self, root: Path | str) -> None:
-        self.files = FileStore(root)
+        self.files = LocalStore(root)  # its pending-key layout is the one issuance uses
         self.root = self.files.root
 
     def describe(self) -> str:
@@ -143,20 +142,13 @@ class FileStorage:
 
     # ------------------------------------------------------------------ pending key
     def put_pending_key(self, name: str, key_pem: bytes) -> None:
-        self.files.atomic_write(self._archive(name) / PENDING_KEY, key_pem, mode=PRIVATE)
+        self.files.put_pending_key(name, key_pem)
 
     def pending_key(self, name: str) -> bytes | None:
-        path = self._archive(name) / PENDING_KEY
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StoreError(f"lineage {name!r}: cannot read {path}: {exc.strerror}") from None
+        return self.files.pending_key(name)
 
     def drop_pending_key(self, name: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            (self._archive(name) / PENDING_KEY).unlink()
+        self.files.drop_pending_key(name)
 
     def delete_lineage(self, name: str) -> None:
         """Record first (the lineage is gone for ``renew``), then live, then the archive."""
