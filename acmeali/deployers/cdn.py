@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from acmeali.aliyun.services import Service
-from acmeali.deployers.base import DeployContext, PartialDeployError, Target, TargetResult
+from acmeali.deployers.base import DeployContext, Target, TargetResult
 from acmeali.deployers.cas import CAS, CasCert, ensure_uploaded
+from acmeali.deployers.many import bind_each
 from acmeali.errors import DeployError
 
 CDN = Service("cdn", "alibabacloud_cdn20180510", "cdn.aliyuncs.com", "cdn")
@@ -160,26 +161,13 @@ def deploy_auto(ctx: DeployContext, product: _Product, spec: str) -> TargetResul
         return TargetResult("no covered domain", {"domains": {}})
     previous = ctx.meta.deployments.get(spec)
     earlier = dict((previous.details or {}).get("domains") or {}) if previous else {}
-    # A domain that fails keeps its earlier CertId recorded: it still serves that one.
-    bound: dict[str, Any] = {d: v for d, v in earlier.items() if d in covered}
-    failures: list[str] = []
-    done: list[str] = []
-    for domain in covered:
-        try:
-            done.append(bind_domain(ctx, product, domain))
-        except Exception as exc:
-            render = getattr(exc, "render", None)
-            failures.append(f"{domain}: {render() if callable(render) else exc}")
-            continue
-        if not ctx.dry_run:
-            bound[domain] = ensure_uploaded(ctx).cert_id
-    details = {"domains": bound}
-    in_use = frozenset(int(v) for v in bound.values() if str(v).isdigit())
-    if failures:
-        raise PartialDeployError(f"{len(failures)} of {len(covered)} {product.label} domains "
-                                 "failed: " + "; ".join(failures), details, in_use)
-    return TargetResult(f"{len(covered)} {product.label} domain(s): {', '.join(covered)}",
-                        details, in_use)
+    def bind(domain: str) -> Any:
+        bind_domain(ctx, product, domain)
+        return None if ctx.dry_run else ensure_uploaded(ctx).cert_id
+
+    return bind_each(ctx, covered, earlier, bind, details_key="domains",
+                     failed_noun=f"{product.label} domains",
+                     done_noun=f"{product.label} domain(s)")
 
 
 @dataclass(frozen=True)

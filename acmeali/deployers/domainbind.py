@@ -20,7 +20,8 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from acmeali.deployers.base import DeployContext, PartialDeployError, Target, TargetResult
+from acmeali.deployers.base import DeployContext, Target, TargetResult
+from acmeali.deployers.many import bind_each
 from acmeali.errors import DeployError
 
 CONFIRM_TRIES = 10
@@ -59,11 +60,6 @@ def leaf_fingerprint(pem: Any) -> str | None:
     except Exception:
         return None
     return fingerprint(chain[0]).lower() if chain else None
-
-
-def render(exc: BaseException) -> str:
-    how = getattr(exc, "render", None)
-    return str(how() if callable(how) else exc)
 
 
 @dataclass(frozen=True)
@@ -156,24 +152,14 @@ class DomainTarget(Target):
                         f"by the certificate ({', '.join(ctx.cert.names)})")
             return TargetResult("no covered HTTPS domain", {"domains": {}})
         cas = ctx.cas.ensure()
-        # A domain that fails keeps its earlier CertId recorded: it still serves that one.
-        bound: dict[str, Any] = {d: v for d, v in earlier.items() if d in covered}
-        failures: list[str] = []
-        for domain in covered:
-            try:
-                self.bind(ctx, domain, candidates[domain])
-            except Exception as exc:
-                failures.append(f"{domain}: {render(exc)}")
-                continue
-            if not ctx.dry_run:
-                bound[domain] = cas.cert_id
-        details = {"domains": bound}
-        in_use = frozenset(int(v) for v in bound.values() if str(v).isdigit())
-        if failures:
-            raise PartialDeployError(f"{len(failures)} of {len(covered)} {self.label} domains "
-                                     "failed: " + "; ".join(failures), details, in_use)
-        return TargetResult(f"{len(covered)} {self.label} domain(s): {', '.join(covered)}",
-                            details, in_use)
+
+        def bind(domain: str) -> Any:
+            self.bind(ctx, domain, candidates[domain])
+            return cas.cert_id
+
+        return bind_each(ctx, covered, earlier, bind, details_key="domains",
+                         failed_noun=f"{self.label} domains",
+                         done_noun=f"{self.label} domain(s)")
 
 
 def pages(fetch: Any, page_size: int) -> list[dict[str, Any]]:
