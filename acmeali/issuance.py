@@ -61,6 +61,9 @@ class IssueSpec:
     flag_keys: tuple[str, ...] = ()
     # Renewal: settings.deploy is the lineage's whole target list, not targets to add.
     deploy_exact: bool = False
+    # The forced renewal run this issuance belongs to (HostStore.join_run), recorded so
+    # that the other hosts in that run skip the lineage: renewal.renewed_in_run.
+    run_id: str | None = None
 
 
 @dataclass
@@ -291,8 +294,9 @@ def _issue_locked(spec: IssueSpec, meta: LineageMeta, server: str, env: Environm
         facts.key_type = keys.key_type_of(key)
     meta.current = facts
     meta.pending_order = None
-    meta.last_renewal = {"time": to_iso(utcnow()), "ok": True, "error": None,
-                         "epoch": time.time()}  # sub-second: renewal.renewed_since
+    meta.last_renewal = {"time": to_iso(utcnow()), "ok": True, "error": None}
+    if spec.run_id:
+        meta.last_renewal["run"] = spec.run_id
     meta.ari = (AriState(cert_id=facts.ari_cert_id)
                 if client.directory.renewal_info and facts.ari_cert_id else None)
     store.save_meta(meta)

@@ -15,6 +15,7 @@ without importing cryptography, requests or any Alibaba SDK.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -202,7 +203,6 @@ def _renew_locked(store: HostStore, make_env: Callable[[], Environment], opts: R
     from acmeali.plan import deploy_targets, lineage_plan, names_changed
     from acmeali.reconcile import reconcile
 
-    started = time.time()  # wall clock, before any record is read: see renewed_since
     names = store.lineage_names()
     if opts.names:
         unknown = [n for n in opts.names if n not in names]
@@ -292,7 +292,7 @@ def _renew_locked(store: HostStore, make_env: Callable[[], Environment], opts: R
             if redeploy_only:
                 return _redeploy(meta, env, opts, plans[meta.name])
             return _renew_one(meta, env, opts, plans[meta.name], decisions[meta.name],
-                              started=started)
+                              run_id=run_id)
         except LockHeld as exc:
             return Outcome(meta.name, "skipped", f"busy: {exc.message}")
         except AcmealiError as exc:
@@ -304,7 +304,13 @@ def _renew_locked(store: HostStore, make_env: Callable[[], Environment], opts: R
     from concurrent.futures import ThreadPoolExecutor
 
     jobs = [(m, False) for m in due] + [(m, True) for m in redeploy]
-    with ThreadPoolExecutor(max_workers=max(1, min(opts.concurrency, len(jobs)))) as pool:
+    # `renew --force` on several hosts at once is one run (they join it), so each lineage
+    # is renewed once by the fleet: renewed_in_run. Not a dry run: it renews nothing.
+    joined: contextlib.AbstractContextManager[str | None] = (
+        store.join_run("renew-force") if opts.force and due and not opts.dry_run
+        else contextlib.nullcontext(None))
+    with joined as run_id, ThreadPoolExecutor(
+            max_workers=max(1, min(opts.concurrency, len(jobs)))) as pool:
         for outcome in pool.map(lambda j: work(*j), jobs):
             with lock:
                 report.outcomes.append(outcome)
@@ -405,7 +411,7 @@ def _poll_ari(metas: list[LineageMeta], env: Environment, now: datetime,
 
 
 def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, plan: LineagePlan,
-               decision: Decision, *, started: float | None = None) -> Outcome:
+               decision: Decision, *, run_id: str | None = None) -> Outcome:
     from acmeali.issuance import IssueSpec, issue
 
     compromised = bool(meta.current and meta.current.key_sha256 in meta.compromised_keys)
@@ -416,7 +422,7 @@ def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, plan: Li
                      # Never from a dry run: a staging CA does not know the certificate,
                      # and a finalized order replacing it would use up the replacement.
                      replaces=meta.ari.cert_id if meta.ari and not opts.dry_run else None,
-                     dry_run=opts.dry_run, reason=decision.reason)
+                     dry_run=opts.dry_run, reason=decision.reason, run_id=run_id)
     serial = meta.current.serial if meta.current else None
 
     def still_needed(fresh: LineageMeta | None) -> bool:
@@ -425,7 +431,7 @@ def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, plan: Li
             return True
         if not opts.force and fresh.current.serial != serial:
             return False
-        if opts.force and not opts.dry_run and renewed_since(fresh, started):
+        if opts.force and renewed_in_run(fresh, run_id):
             return False  # --force on several hosts at once: one renewal, not one per host
         check_live_bundle(fresh, env.store)  # a hand-edited lineage is skipped, not renewed
         return (opts.force or opts.dry_run or plan.names_changed
@@ -444,17 +450,16 @@ def _renew_one(meta: LineageMeta, env: Environment, opts: RenewOptions, plan: Li
     return Outcome(meta.name, "renewed", msg, result.meta)
 
 
-def renewed_since(meta: LineageMeta, started: float | None) -> bool:
-    """Whether ``meta`` was renewed after ``started`` (this run's start, epoch seconds).
+def renewed_in_run(meta: LineageMeta, run_id: str | None) -> bool:
+    """Whether ``meta`` was renewed by the forced run ``run_id`` (``HostStore.join_run``).
 
     ``renew --force`` run by several hosts at once renews each lineage once: a host that
-    gets a lineage's lock after another host renewed it during this run skips it.
+    gets a lineage's lock after another host of the same run renewed it skips it. An id,
+    not a time: a host whose process started late, or whose clock is off, must not take a
+    renewal done during the run for one done before it.
     """
     last = meta.last_renewal
-    if started is None or not last or not last.get("ok"):
-        return False
-    at = last.get("epoch")
-    return isinstance(at, (int, float)) and at > started
+    return bool(run_id and last and last.get("ok") and last.get("run") == run_id)
 
 
 def check_live_bundle(meta: LineageMeta, store: HostStore) -> None:

@@ -268,6 +268,37 @@ def test_three_hosts_renew_force_every_lineage_exactly_once(fleet: Fleet) -> Non
     assert sorted(hooks_run(fleet, 0)) == sorted(fleet.names * 2)
 
 
+def test_hosts_that_start_late_join_the_forced_run(fleet: Fleet) -> None:
+    """`renew --force` on hosts that start seconds apart is still one renewal per lineage.
+
+    The CI failure this guards: a host whose process started after another host had
+    already renewed some lineages renewed those again (it compared renewal times with its
+    own start). A host starting while another host's forced run is in progress joins that
+    run instead, whatever its clock says.
+    """
+    n = max(30, N // 5)
+    fleet.seed(n, due=False)
+    finals = fleet.finalized()
+    first = fleet.start(0, "renew", "--force", "--concurrency", "2")
+
+    def some_renewed() -> bool:
+        if first.poll() is not None:
+            raise PeerDied("host 0 stopped early: " + fleet.output(0)[-2000:])
+        return fleet.finalized() - finals >= 5
+    wait_until(some_renewed, "host 0 renewed some lineages", timeout=300, interval=0.02)
+    late = [fleet.start(h, "renew", "--force", "--concurrency", "4") for h in (1, 2)]
+    codes = wait_all([first, *late])
+    outputs = [fleet.output(h) for h in range(HOSTS)]
+    assert codes == [0] * HOSTS, outputs
+    assert fleet.finalized() - finals == n, "a late host renewed again what the run had done"
+    assert fleet.versions() == {name: [1, 2] for name in fleet.names}
+    assert sum(o.count(": renewed") for o in outputs) == n
+    # A forced run that starts after every host left is a new run: it renews again.
+    r = fleet.run(1, "renew", "--force", "--cert-name", fleet.names[0])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert fleet.versions()[fleet.names[0]] == [1, 2, 3]
+
+
 def test_a_host_killed_in_the_middle_loses_nothing_and_issues_nothing_twice(
         fleet: Fleet) -> None:
     fleet.seed(N, due=True)

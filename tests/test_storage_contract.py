@@ -216,13 +216,18 @@ def test_delete_lineage(storage: SharedStorage) -> None:
 
 
 def _holder(backend: str, where: str, lock_name: str) -> tuple[subprocess.Popen[str], int]:
+    proc, words = _holding(backend, where, lock_name)
+    return proc, int(words[0])
+
+
+def _holding(backend: str, where: str, lock_name: str) -> tuple[subprocess.Popen[str], list[str]]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "tests.storage_holder", backend, where,
                              lock_name], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
     assert proc.stdout is not None
     line = proc.stdout.readline()  # bounded by the test timeout; EOF if the child failed
     assert line.startswith("held "), f"holder failed: {line!r} (exit {proc.poll()})"
-    return proc, int(line.split()[1])
+    return proc, line.split()[1:]
 
 
 def test_lock_excludes_another_process_and_dies_with_it(storage: SharedStorage, backend: str,
@@ -259,6 +264,38 @@ def test_lock_excludes_a_second_holder_in_this_process(storage: SharedStorage) -
                 pass
     with storage.lock("example.test"):  # released on exit
         pass
+
+
+def test_overlapping_joins_share_one_run(storage: SharedStorage) -> None:
+    with storage.join_run("renew-force") as first:
+        with storage.join_run("renew-force") as second:
+            assert second == first  # entered while the first was inside: the same run
+        with storage.join_run("other-kind") as other:
+            assert other != first  # kinds are independent
+        with storage.join_run("renew-force") as third:
+            assert third == first  # still in progress: the first has not left
+    with storage.join_run("renew-force") as later:
+        assert later and later != first  # nobody inside any more: a new run
+
+
+def test_a_run_joined_by_another_process_ends_when_it_dies(storage: SharedStorage,
+                                                           backend: str, where: str) -> None:
+    if backend == "files":
+        Path(where).mkdir(parents=True, exist_ok=True)
+    proc, (_, run_id) = _holding(backend, where, "run:renew-force")
+    try:
+        with storage.join_run("renew-force") as joined:
+            assert joined == run_id  # a host starting late is in the other host's run
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    deadline = time.monotonic() + 20
+    while True:  # the server (or kernel) ends the dead holder's part within moments
+        with storage.join_run("renew-force") as fresh:
+            if fresh != run_id:
+                break
+        assert time.monotonic() < deadline, "the run outlived its only member"
+        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------------------- live files

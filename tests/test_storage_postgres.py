@@ -235,7 +235,31 @@ def test_storage_init_creates_then_reports_up_to_date(tmp_path: Path, pg_dsn: st
 
 def test_first_use_creates_the_schema(pg_dsn: str, store: PostgresStorage) -> None:
     assert store.lineage_names() == []
-    assert sql(pg_dsn, "SELECT version FROM acmeali_schema_version") == [(SCHEMA_VERSION,)]
+    assert sql(pg_dsn, "SELECT version FROM acmeali_schema_version ORDER BY version") == [
+        (v,) for v in range(1, SCHEMA_VERSION + 1)]  # every step recorded
+
+
+def test_an_older_schema_is_upgraded_in_place(pg_dsn: str) -> None:
+    """A database a previous acmeali created (schema 1) gains what is new on first use,
+    keeping its rows; the upgrade is recorded version by version."""
+    from acmeali.store.postgres import MIGRATIONS
+
+    statements = ["CREATE TABLE acmeali_schema_version (version integer PRIMARY KEY, "
+                  "applied_at timestamptz NOT NULL DEFAULT now(), applied_by text)",
+                  *MIGRATIONS[1], "INSERT INTO acmeali_schema_version (version) VALUES (1)",
+                  "INSERT INTO acmeali_lineages (name, meta) VALUES ('old.example.test', '{}')"]
+    for statement in statements:
+        sql(pg_dsn, statement)
+    store = PostgresStorage(pg_dsn, sealing_key=parse_key(random_key_b64(), "test key"))
+    try:
+        assert store.schema_version() == 1
+        with store.join_run("renew-force") as run_id:  # needs version 2's table
+            assert run_id
+        assert store.lineage_names() == ["old.example.test"]
+        versions = sql(pg_dsn, "SELECT version FROM acmeali_schema_version ORDER BY version")
+        assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+    finally:
+        store.close()
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path, pg_dsn: str, store: PostgresStorage

@@ -260,6 +260,56 @@ class FileStore:
             raise
         return fd
 
+    @contextlib.contextmanager
+    def join_run(self, kind: str) -> Iterator[str]:
+        """The id of the run of ``kind`` in progress, joined; else a new run (see seam).
+
+        ``locks/.<kind>.run`` holds the id; a run in progress holds a shared flock on it.
+        ``locks/.<kind>.join`` serialises joining (held for a few system calls), so the
+        exclusive probe and the id written under it are never seen half-done. Dot names:
+        no lineage's lock file can collide with them.
+        """
+        base = self.root / "locks"
+        self._mkdir(base)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            gate = os.open(base / f".{kind}.join", flags, PRIVATE)
+        except OSError as exc:
+            raise StoreError(f"cannot open {base / f'.{kind}.join'}: {exc.strerror}") from None
+        try:
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            try:
+                run = os.open(base / f".{kind}.run", flags, PRIVATE)
+            except OSError as exc:
+                raise StoreError(f"cannot open {base / f'.{kind}.run'}: {exc.strerror}") from None
+            try:
+                try:
+                    fcntl.flock(run, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    fcntl.flock(run, fcntl.LOCK_SH)  # nobody holds it exclusively: no wait
+                    run_id = os.pread(run, 64, 0).decode("ascii", "replace").strip()
+                else:
+                    run_id = ""
+                if not run_id:  # no run in progress (or its id unreadable): a new one
+                    run_id = secrets.token_hex(16)
+                    os.ftruncate(run, 0)
+                    os.pwrite(run, f"{run_id}\n".encode(), 0)
+                    fcntl.flock(run, fcntl.LOCK_SH)
+            except BaseException as exc:
+                os.close(run)
+                if isinstance(exc, OSError):
+                    raise StoreError(f"cannot record the {kind} run in {base}: "
+                                     f"{exc.strerror}") from None
+                raise
+        finally:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            os.close(gate)
+        try:
+            yield run_id
+        finally:
+            fcntl.flock(run, fcntl.LOCK_UN)
+            os.close(run)
+
     @staticmethod
     def _holder(fd: int) -> str:
         try:

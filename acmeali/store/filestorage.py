@@ -47,6 +47,9 @@ class FileStorage:
              ) -> contextlib.AbstractContextManager[None]:
         return self.files.lock(name, wait=wait)
 
+    def join_run(self, kind: str) -> contextlib.AbstractContextManager[str]:
+        return self.files.join_run(kind)
+
     # ------------------------------------------------------------------ accounts
     def account_servers(self) -> list[str]:
         """Servers with a stored account (from each record's ``server``, the URL itself)."""

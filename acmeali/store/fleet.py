@@ -70,6 +70,9 @@ class FleetStore:
                 with self._mu:
                     self._seen.pop(name, None)
 
+    def join_run(self, kind: str) -> contextlib.AbstractContextManager[str]:
+        return self.storage.join_run(kind)
+
     def _newest(self, name: str) -> int | None:
         versions = self.storage.versions(name)
         return max(versions) if versions else None

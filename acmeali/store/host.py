@@ -55,6 +55,10 @@ class HostStore(Protocol):
 
     def lock(self, name: str, *, wait: float | None = 0.0) -> AbstractContextManager[None]: ...
 
+    def join_run(self, kind: str) -> AbstractContextManager[str]:
+        """The run of ``kind`` every host sharing the storage is in (``SharedStorage``)."""
+        ...
+
     def load_account(self, server: str) -> tuple[dict[str, Any], bytes] | None: ...
 
     def save_account(self, server: str, record: dict[str, Any],

@@ -12,6 +12,10 @@ optional extra: ``pip install 'acmeali[postgresql]'``). Why it is built this way
   connection that does nothing else, so the server drops the lock the moment the holder's
   session ends (kill -9, a crashed host, a cut network once TCP notices). Never waiting:
   the caller skips a lineage another host holds and says who holds it.
+- **A forced run is joined, not timed.** Hosts that start ``renew --force`` while another
+  host's forced run is in progress (it holds the run's shared advisory lock) join that run
+  and share its id, so each lineage is renewed once by the fleet, whatever the hosts'
+  clocks say and however late a host's process got going.
 - **A version is one transaction** (four PEMs and the sealed key in one row), so a
   half-written version is never visible; making it current is one UPDATE.
 - **Private keys are sealed** with AES-256-GCM (``store.sealing``) under a key that never
@@ -30,6 +34,7 @@ import hashlib
 import json
 import os
 import random
+import secrets
 import socket
 import threading
 import time
@@ -50,7 +55,7 @@ if TYPE_CHECKING:
     from acmeali.config import StorageSettings
 
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _INIT_LOCK = -0x61636D65616C69  # "acmeali" as a number: serialises schema changes
 _CONNECT_RETRY = 8.0  # seconds to keep reconnecting (rides out a restart or a failover)
 _TRANSIENT_ATTEMPTS = 10  # serialization failures / deadlocks retried this often
@@ -85,6 +90,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
              key_sealed bytea,
              created_at timestamptz NOT NULL DEFAULT now(),
              PRIMARY KEY (lineage, version))""",
+    ),
+    # The run hosts join (``join_run``): its id, while some host holds the run's shared lock.
+    2: (
+        """CREATE TABLE acmeali_runs (
+             kind text PRIMARY KEY,
+             run_id text NOT NULL,
+             started_at timestamptz NOT NULL DEFAULT now(),
+             started_by text)""",
     ),
 }
 _SCHEMA_TABLE = """CREATE TABLE IF NOT EXISTS acmeali_schema_version (
@@ -341,6 +354,59 @@ class PostgresStorage:
                 conn = self._held.pop(name, conn)  # reassert_lock may have moved it
             try:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            except psycopg.Error:
+                with contextlib.suppress(Exception):
+                    conn.close()  # a dead session holds nothing: the server released it
+            self._give(self._lock_idle, conn)
+
+    @contextlib.contextmanager
+    def join_run(self, kind: str) -> Iterator[str]:
+        """The id of the run of ``kind`` in progress on any host, joined; else a new run.
+
+        In progress means some session holds the run's shared advisory lock; this one takes
+        it too, on a session of its own, until the run ends (or the session dies). Who is
+        in progress and which id it has are read and written under a transaction-level
+        lock, so two hosts starting at the same instant still end up in one run.
+        """
+        if not self._schema_ok:
+            self.ensure_schema()
+        active = lock_key(f"run:{kind}")
+        conn = self._take(self._lock_idle)
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(f"run-join:{kind}"),))
+                alone = conn.execute("SELECT pg_try_advisory_lock(%s)", (active,)).fetchone()
+                row = None
+                if not (alone and alone[0]):
+                    row = conn.execute("SELECT run_id FROM acmeali_runs WHERE kind = %s",
+                                       (kind,)).fetchone()
+                if row:
+                    run_id = str(row[0])
+                else:
+                    if alone and alone[0]:
+                        conn.execute("SELECT pg_advisory_unlock(%s)", (active,))
+                    run_id = secrets.token_hex(16)
+                    conn.execute(
+                        "INSERT INTO acmeali_runs (kind, run_id, started_by) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (kind) DO UPDATE SET run_id = EXCLUDED.run_id, "
+                        "started_at = now(), started_by = EXCLUDED.started_by",
+                        (kind, run_id, self._app))
+                conn.execute("SELECT pg_advisory_lock_shared(%s)", (active,))
+        except psycopg.Error as exc:
+            with contextlib.suppress(Exception):
+                conn.close()  # a half-joined session must not keep holding anything
+            self._give(self._lock_idle, conn)
+            raise self._error(f"joining the {kind} run", exc) from None
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.close()
+            self._give(self._lock_idle, conn)
+            raise
+        try:
+            yield run_id
+        finally:
+            try:
+                conn.execute("SELECT pg_advisory_unlock_shared(%s)", (active,))
             except psycopg.Error:
                 with contextlib.suppress(Exception):
                     conn.close()  # a dead session holds nothing: the server released it

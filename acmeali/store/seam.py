@@ -85,6 +85,18 @@ class SharedStorage(Locker, Protocol):
         """Where the state lives, for messages (never a password)."""
         ...
 
+    def join_run(self, kind: str) -> AbstractContextManager[str]:
+        """Be part of the run of ``kind`` in progress on any host, and yield its id.
+
+        A run is in progress while some process is inside ``join_run`` for it; a process
+        entering then gets that run's id, one entering when nobody is inside starts a new
+        run with a new id. ``renew --force`` started on several hosts at once is one run,
+        so a lineage one host renewed is skipped by the others, whatever their clocks say
+        and however late a host's process started. Released like a lock when the holder
+        dies.
+        """
+        ...
+
     def close(self) -> None: ...
 
     # accounts
