@@ -16,7 +16,7 @@ The common case costs one ``readlink`` per lineage and no import beyond the stdl
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from acmeali.errors import AcmealiError, LockHeld, StoreError
 from acmeali.lineage import AriState, LineageMeta, to_iso, utcnow
@@ -27,20 +27,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def out_of_step(store: HostStore, meta: LineageMeta) -> bool:
-    """Whether ``live/`` points at another version than the record (one readlink)."""
-    live = store.live_version(meta.name)
+ASK: Literal["ask"] = "ask"  # the live version is not known yet: ask the store
+
+
+def out_of_step(store: HostStore, meta: LineageMeta,
+                live: int | Literal["ask"] | None = ASK) -> bool:
+    """Whether ``live/`` points at another version than the record (one readlink, or
+    nothing when the caller read the live version already, as ``lineage_records`` does)."""
+    if isinstance(live, str):
+        live = store.live_version(meta.name)
     recorded = meta.current.version if meta.current is not None else None
     return live is not None and live != recorded
 
 
 def reconcile(store: HostStore, meta: LineageMeta, *, save: bool = True,
-              locked: bool = False) -> LineageMeta:
+              locked: bool = False, live: int | Literal["ask"] | None = ASK) -> LineageMeta:
     """``meta``, or the record of the version that is live when a run was cut off after
     the switch. ``save`` writes it (taking the lineage lock unless ``locked``); without
     ``save`` (read-only commands such as ``certs check``) the result is in memory only.
-    Raises StoreError when the live version is not one acmeali can vouch for."""
-    if not out_of_step(store, meta):
+    Raises StoreError when the live version is not one acmeali can vouch for. ``live``:
+    the live version when the caller read it with the record (it is asked again before
+    anything is changed)."""
+    if not out_of_step(store, meta, live):
         return meta
     if save and not locked:
         try:

@@ -203,7 +203,8 @@ def _renew_locked(store: HostStore, make_env: Callable[[], Environment], opts: R
     from acmeali.plan import deploy_targets, lineage_plan, names_changed
     from acmeali.reconcile import reconcile
 
-    names = store.lineage_names()
+    records = store.lineage_records()  # one query on a database, not two per lineage
+    names = list(records)
     if opts.names:
         unknown = [n for n in opts.names if n not in names]
         for n in unknown:
@@ -214,7 +215,10 @@ def _renew_locked(store: HostStore, make_env: Callable[[], Environment], opts: R
     metas: list[LineageMeta] = []
     for name in names:
         try:
-            meta = reconcile(store, store.load_meta(name), save=not opts.dry_run)
+            listed, live = records[name]
+            if isinstance(listed, StoreError):
+                raise listed
+            meta = reconcile(store, listed, save=not opts.dry_run, live=live)
             if meta.current is not None:
                 store.check_live_files(name)
         except StoreError as exc:

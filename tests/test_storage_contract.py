@@ -144,6 +144,36 @@ def test_lineage_records(storage: SharedStorage) -> None:
     assert storage.load_meta("a.example.test").to_json() == meta.to_json()
 
 
+def _corrupt_record(backend: str, where: str, name: str) -> None:
+    if backend == "files":
+        (Path(where) / "renewal" / f"{name}.json").write_text("{not json")
+        return
+    import psycopg
+
+    with psycopg.connect(where, autocommit=True) as conn:
+        conn.execute("UPDATE acmeali_lineages SET meta = '[1, 2]'::jsonb WHERE name = %s",
+                     (name,))
+
+
+def test_listing_reads_records_and_current_versions_together(
+        storage: SharedStorage, backend: str, where: str) -> None:
+    assert storage.lineage_records() == {}
+    for name in ("b.example.test", "*.example.test", "a.example.test"):
+        storage.save_meta(make_meta(name))
+    storage.activate("a.example.test", storage.write_version("a.example.test", make_bundle()))
+    _corrupt_record(backend, where, "b.example.test")
+    records = storage.lineage_records()
+    assert list(records) == storage.lineage_names()  # the same names, in the same order
+    assert records["a.example.test"].live == 1
+    assert records["*.example.test"].live is None  # no version yet
+    a = records["a.example.test"].meta
+    assert isinstance(a, LineageMeta) and a.to_json() == make_meta("a.example.test").to_json()
+    damaged = records["b.example.test"].meta  # one damaged record hides nothing else
+    assert isinstance(damaged, StoreError) and "b.example.test" in damaged.message
+    with pytest.raises(StoreError, match=r"b\.example\.test"):
+        storage.load_meta("b.example.test")  # the same complaint one at a time
+
+
 # ---------------------------------------------------------------------------- versions
 
 

@@ -36,11 +36,13 @@ def _load_all(ctx: Context) -> tuple[list, list[tuple[str, str]]]:  # type: igno
     from acmeali.reconcile import reconcile
 
     metas, broken = [], []
-    for name in ctx.store.lineage_names():
+    for name, (listed, live) in ctx.store.lineage_records().items():  # one query on a fleet
         try:
+            if isinstance(listed, StoreError):
+                raise listed
             # As `renew` sees it: a version made live by a run cut off before its record
             # was saved counts (verified), without writing anything here.
-            meta = reconcile(ctx.store, ctx.store.load_meta(name), save=False)
+            meta = reconcile(ctx.store, listed, save=False, live=live)
             if meta.current is not None:
                 ctx.store.check_live_files(name)  # as `renew` does: missing files are broken
             metas.append(meta)

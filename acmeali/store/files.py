@@ -44,6 +44,7 @@ from acmeali.errors import LockHeld, StoreError
 from acmeali.faults import check_disk, checkpoint
 from acmeali.lineage import LineageMeta, MetaError
 from acmeali.store.base import BUNDLE_FILES, LiveBundle, LivePaths
+from acmeali.store.seam import Listed
 
 PRIVATE = 0o600
 PUBLIC = 0o644
@@ -369,6 +370,19 @@ class FileStore:
             raise StoreError(f"cannot list {self.root / 'renewal'}: {exc.strerror}") from None
         return sorted(self._unsafe(e[:-5]) for e in entries
                       if e.endswith(".json") and not e.startswith("."))
+
+    def lineage_records(self) -> dict[str, Listed]:
+        """Each record and live version (what ``renew`` read one by one before: no extra
+        cost on the file store)."""
+        records: dict[str, Listed] = {}
+        for name in self.lineage_names():
+            meta: LineageMeta | StoreError
+            try:
+                meta = self.load_meta(name)
+            except StoreError as exc:
+                meta = exc
+            records[name] = Listed(meta, self.live_version(name))
+        return records
 
     def load_meta(self, name: str) -> LineageMeta:
         path = self._meta_path(name)

@@ -22,7 +22,7 @@ from acmeali.lineage import LineageMeta
 from acmeali.store.base import BUNDLE_FILES, LiveBundle
 from acmeali.store.files import DIR_MODE, PRIVATE, PUBLIC, fsync_dir, write_file_atomic
 from acmeali.store.host import LocalStore
-from acmeali.store.seam import BundleFiles, SharedStorage
+from acmeali.store.seam import BundleFiles, Listed, SharedStorage
 
 if TYPE_CHECKING:
     from acmeali.config import StorageSettings
@@ -88,6 +88,9 @@ class FileStorage:
 
     def load_meta(self, name: str) -> LineageMeta:
         return self.files.load_meta(name)
+
+    def lineage_records(self) -> dict[str, Listed]:
+        return self.files.lineage_records()
 
     def save_meta(self, meta: LineageMeta) -> None:
         self.files.save_meta(meta)

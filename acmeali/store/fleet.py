@@ -25,7 +25,7 @@ from acmeali.lineage import LineageMeta
 from acmeali.store.base import LiveBundle, LivePaths
 from acmeali.store.host import HOST_LOCKS, HostStore, remove_lineage_files
 from acmeali.store.livefiles import FollowReport, LocalLiveFiles, follow
-from acmeali.store.seam import BundleFiles, SharedStorage
+from acmeali.store.seam import BundleFiles, Listed, SharedStorage
 
 
 class FleetStore:
@@ -108,6 +108,9 @@ class FleetStore:
 
     def load_meta(self, name: str) -> LineageMeta:
         return self.storage.load_meta(name)
+
+    def lineage_records(self) -> dict[str, Listed]:
+        return self.storage.lineage_records()  # the storage's current version is "live"
 
     def save_meta(self, meta: LineageMeta) -> None:
         # Under a lost lock the record may be another host's newer one: never overwrite it.

@@ -28,6 +28,7 @@ from acmeali.errors import StoreError
 from acmeali.lineage import LineageMeta
 from acmeali.store.base import LiveBundle, LivePaths
 from acmeali.store.files import PRIVATE, FileStore
+from acmeali.store.seam import Listed
 
 if TYPE_CHECKING:
     from acmeali.config import StorageSettings
@@ -67,6 +68,11 @@ class HostStore(Protocol):
     def lineage_names(self) -> list[str]: ...
 
     def load_meta(self, name: str) -> LineageMeta: ...
+
+    def lineage_records(self) -> dict[str, Listed]:
+        """Every lineage's record (or its StoreError) with its ``live_version``, read in one
+        go where the storage can (``SharedStorage.lineage_records``)."""
+        ...
 
     def save_meta(self, meta: LineageMeta) -> None: ...
 

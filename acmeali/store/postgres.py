@@ -49,7 +49,7 @@ from acmeali.errors import LockHeld, StoreError
 from acmeali.lineage import LineageMeta
 from acmeali.store.base import LiveBundle
 from acmeali.store.sealing import SealingKey, load_sealing_key
-from acmeali.store.seam import BundleFiles, SharedStorage
+from acmeali.store.seam import BundleFiles, Listed, SharedStorage
 
 if TYPE_CHECKING:
     from acmeali.config import StorageSettings
@@ -516,20 +516,25 @@ class PostgresStorage:
         if row is None:
             raise StoreError(f"lineage {name!r}: no record in {self.describe()}",
                              hint="list lineages with `acmeali certs list`")
-        try:
-            meta = LineageMeta.from_json(row[0])
-        except (TypeError, AttributeError, ValueError):
-            raise StoreError(f"lineage {name!r}: its record in {self.describe()} is corrupt",
-                             hint="restore it from a backup, or re-issue with `acmeali issue`"
-                             ) from None
+        meta = self._parse_meta(name, row[0])
+        if isinstance(meta, StoreError):
+            raise meta
         return meta
 
-    def all_meta(self) -> list[LineageMeta]:
-        """Every lineage record in one query (what `renew` reads on a fleet)."""
-        rows = self._run("reading lineages", lambda c: c.execute(
-            "SELECT meta FROM acmeali_lineages WHERE meta IS NOT NULL ORDER BY name"
-        ).fetchall())
-        return [LineageMeta.from_json(r[0]) for r in rows]
+    def _parse_meta(self, name: str, raw: Any) -> LineageMeta | StoreError:
+        try:
+            return LineageMeta.from_json(raw)
+        except (TypeError, AttributeError, ValueError):
+            return StoreError(f"lineage {name!r}: its record in {self.describe()} is corrupt",
+                              hint="restore it from a backup, or re-issue with `acmeali issue`")
+
+    def lineage_records(self) -> dict[str, Listed]:
+        """Every record with its current version in one query (what `renew` reads)."""
+        rows = self._run("listing lineages", lambda c: c.execute(
+            "SELECT name, meta, current_version FROM acmeali_lineages "
+            "WHERE meta IS NOT NULL ORDER BY name").fetchall())
+        return {name: Listed(self._parse_meta(name, raw), current)
+                for name, raw, current in rows}
 
     def save_meta(self, meta: LineageMeta) -> None:
         data = json.dumps(meta.to_json(), sort_keys=True)

@@ -26,7 +26,7 @@ import importlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from acmeali.errors import StoreError
 from acmeali.lineage import LineageMeta
@@ -62,6 +62,15 @@ class BundleFiles:
     def at(self, version: int) -> LiveBundle:
         return LiveBundle(privkey=self.privkey, cert=self.cert, chain=self.chain,
                           fullchain=self.fullchain, version=version)
+
+
+class Listed(NamedTuple):
+    """One lineage as a listing reads it: its record (or why it cannot be read) and its
+    current version, read together so that `renew` over thousands of lineages costs one
+    query on a database instead of two per lineage."""
+
+    meta: LineageMeta | StoreError
+    live: int | None
 
 
 @runtime_checkable
@@ -112,6 +121,12 @@ class SharedStorage(Locker, Protocol):
     def load_meta(self, name: str) -> LineageMeta: ...
 
     def save_meta(self, meta: LineageMeta) -> None: ...
+
+    def lineage_records(self) -> dict[str, Listed]:
+        """Every lineage (in ``lineage_names`` order) with its record and current version,
+        in one read where the backend can; a record that cannot be read is its StoreError,
+        so one damaged lineage does not hide the others."""
+        ...
 
     # versions
     def versions(self, name: str) -> list[int]: ...
