@@ -100,6 +100,11 @@ class LineageMeta:
     last_renewal: dict[str, Any] | None = None  # {"time","ok","error"}
     deployments: dict[str, Deployment] = field(default_factory=dict)
     cas_uploads: list[dict[str, Any]] = field(default_factory=list)  # acmeali's own uploads
+    # Product-side certificates acmeali made (CLB server certificates) that a deploy
+    # replaced and that are not deleted yet: {"kind", "id", "region", "replaced"}. Every
+    # later deploy of the lineage retries, so a failed or interrupted deletion is not
+    # forgotten; an entry goes once deleted, or once the product says it is gone.
+    replaced_certs: list[dict[str, Any]] = field(default_factory=list)
     # `issue --ca-bundle FILE` (absolute): a private CA's TLS roots, so `renew` from cron
     # verifies the CA without the flag.
     ca_bundle: str | None = None
@@ -221,8 +226,8 @@ _TOP = (("name", "str"), ("server", "str"), ("domains", "list"))
 _OPTIONAL_TOP = (("key_type", "str"), ("flag_keys", "list"), ("deploy", "list"),
                  ("compromised_keys", "list"), ("schema", "int"), ("pending_order", "opt_dict"),
                  ("last_renewal", "opt_dict"), ("revoked", "dict"), ("cas_uploads", "dicts"),
-                 ("settings", "dict"), ("current", "opt_dict"), ("ari", "opt_dict"),
-                 ("deployments", "opt_dict"), ("ca_bundle", "opt_str"))
+                 ("replaced_certs", "dicts"), ("settings", "dict"), ("current", "opt_dict"),
+                 ("ari", "opt_dict"), ("deployments", "opt_dict"), ("ca_bundle", "opt_str"))
 _CURRENT = (("version", "int"), ("serial", "str"), ("fingerprint", "str"), ("issuer", "str"),
             ("key_type", "str"), ("key_sha256", "str"), ("not_before", "date"),
             ("not_after", "date"), ("ari_cert_id", "opt_str"))

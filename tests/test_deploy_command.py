@@ -156,3 +156,14 @@ def test_delete_leaves_cas_uploads_unless_cleanup_cloud(emu: AliyunEmulator, cli
     assert ids["example.test"] in emu.state.cas_certs
     assert any(c["Name"] == "uploaded-by-hand" for c in emu.state.cas_certs.values())
     assert not (state / "renewal" / "b.example.test.json").exists()
+
+
+def test_delete_names_replaced_certificates_left_to_delete(
+        cli: Run, setup: tuple[Path, dict[str, str], Lineage]) -> None:
+    state, env, lin = setup
+    lin.meta.replaced_certs = [{"kind": "clb", "id": "1234-cn-hangzhou",
+                                "region": "cn-hangzhou", "replaced": "2025-01-01T00:00:00Z"}]
+    FileStore(state).save_meta(lin.meta)
+    proc = cli("delete", "--name", "example.test", "--yes", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "clb 1234-cn-hangzhou (cn-hangzhou)" in proc.stderr  # no later run retries it

@@ -116,3 +116,89 @@ def test_region_in_the_spec_reaches_the_api(emu: AliyunEmulator) -> None:
     assert not res["nlb:lsn-sh"][0]  # [aliyun] region is cn-hangzhou: not found there
     assert {c["RegionId"] for c in emu.calls_of("UploadServerCertificate")} == {"cn-beijing"}
     assert isinstance(lin.meta, LineageMeta)
+
+
+def _saved(lin: Lineage) -> Lineage:
+    """The lineage as the next run reads it back from its record (JSON round trip)."""
+    import json
+
+    meta = LineageMeta.from_json(json.loads(json.dumps(lin.meta.to_json())))
+    return Lineage(meta, lin.bundle, lin.key_pem)
+
+
+def test_clb_retries_a_failed_deletion_on_the_next_run(emu: AliyunEmulator) -> None:
+    ca = TinyCA()
+    emu.add_clb_listener("lb-1", 443)
+    lin = make_lineage(ca, ["example.test"])
+    assert _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"][0]
+    certs = emu.state.extra["slb"]["certs"]
+    (old_sc,) = certs
+    lin = _renew(ca, lin)
+    emu.faults.deny("DeleteServerCertificate", count=1)
+    ok, msg = _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"]
+    assert ok and f"kept the old CLB server certificate {old_sc}" in msg, msg
+    assert old_sc in certs and len(certs) == 2
+    # The next run, from the saved record, with nothing left to move: deleted all the same.
+    lin = _saved(lin)
+    ok, msg = _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"]
+    assert ok and f"deleted the old CLB server certificate {old_sc}" in msg, msg
+    assert old_sc not in certs and len(certs) == 1
+    assert not lin.meta.replaced_certs
+
+
+def test_clb_leftover_is_retried_by_a_run_without_clb_targets(emu: AliyunEmulator) -> None:
+    ca = TinyCA()
+    emu.add_clb_listener("lb-1", 443)
+    lin = make_lineage(ca, ["example.test"])
+    assert _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"][0]
+    certs = emu.state.extra["slb"]["certs"]
+    (old_sc,) = certs
+    lin = _renew(ca, lin)
+    emu.faults.throttle("DeleteServerCertificate", count=100, retry_after_ms=10)
+    assert _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"][0]
+    emu.faults.reset()
+    assert old_sc in certs
+    # A later run that deploys only to CAS (a redeploy of another target, say).
+    lin = _saved(lin)
+    assert _run(emu, lin, ["cas"])["cas"][0]
+    assert old_sc not in certs and not lin.meta.replaced_certs
+
+
+def test_clb_replacement_survives_a_run_killed_before_its_record_was_saved(
+        emu: AliyunEmulator) -> None:
+    ca = TinyCA()
+    emu.add_clb_listener("lb-1", 443)
+    lin = make_lineage(ca, ["example.test"])
+    assert _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"][0]
+    certs = emu.state.extra["slb"]["certs"]
+    (old_sc,) = certs
+    lin = _saved(_renew(ca, lin))
+    on_disk = _saved(lin)  # what the record says when the run below is killed
+    emu.faults.deny("DeleteServerCertificate", count=1)  # ... before it deleted anything
+    assert _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"][0]
+    assert old_sc in certs
+    ok, msg = _run(emu, on_disk, ["clb:lb-1:443"])["clb:lb-1:443"]
+    assert ok and "already serves" in msg, msg
+    assert old_sc not in certs and len(certs) == 1
+
+
+def test_clb_leftover_in_use_elsewhere_is_kept_and_one_gone_is_dropped(
+        emu: AliyunEmulator) -> None:
+    ca = TinyCA()
+    emu.add_clb_listener("lb-1", 443)
+    emu.add_clb_listener("lb-hand", 443)
+    lin = make_lineage(ca, ["example.test"])
+    assert _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"][0]
+    st = emu.state.extra["slb"]
+    (old_sc,) = st["certs"]
+    st["listeners"][("lb-hand", 443)]["ServerCertificateId"] = old_sc  # bound by hand
+    lin = _renew(ca, lin)
+    ok, msg = _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"]
+    assert ok and "in use" in msg, msg  # CLB refuses: reported, kept, recorded
+    assert old_sc in st["certs"]
+    assert [e["id"] for e in lin.meta.replaced_certs] == [old_sc]
+    st["listeners"][("lb-hand", 443)]["ServerCertificateId"] = None
+    del st["certs"][old_sc]  # then deleted by hand
+    ok, msg = _run(emu, _saved(lin), ["clb:lb-1:443"])["clb:lb-1:443"]
+    assert ok, msg
+    assert not emu.calls_of("DeleteServerCertificate")[1:]  # gone: nothing to delete

@@ -74,6 +74,11 @@ def run(ctx: Context) -> int:
     if left and not ctx.args.cleanup_cloud:
         ctx.ui.info(f"{len(left)} CAS certificate(s) it uploaded were left in place "
                     "(CertId " + ", ".join(str(e.get("cert_id")) for e in left) + ")")
+    if meta.replaced_certs:  # no later deploy of this lineage will retry them now
+        ctx.ui.warn(f"{len(meta.replaced_certs)} replaced certificate(s) acmeali made and "
+                    "could not delete yet are left in place: " + ", ".join(
+                        f"{e.get('kind')} {e.get('id')} ({e.get('region')})"
+                        for e in meta.replaced_certs))
     return 0
 
 

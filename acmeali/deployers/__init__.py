@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 def deploy(meta: LineageMeta, bundle: LiveBundle, targets: Sequence[str], *,
            settings: AliyunSettings, ui: UI, live_paths: LivePaths | None = None,
            dry_run: bool = False) -> list[DeployOutcome]:
-    """Deploy ``bundle`` to every target; update ``meta.deployments``/``meta.cas_uploads``
-    in place (not with ``dry_run``, which changes nothing anywhere) and return the outcomes
-    in the order given. Run services (CAS clean-up, ...) finish after all targets ran."""
+    """Deploy ``bundle`` to every target; update ``meta.deployments``/``meta.cas_uploads``/
+    ``meta.replaced_certs`` in place (not with ``dry_run``, which changes nothing anywhere)
+    and return the outcomes in the order given. Run services (CAS clean-up, ...) finish
+    after all targets ran."""
     from acmeali.deployers.registry import parse_target
 
     ctx = DeployContext(meta, bundle, settings=settings, ui=ui, live_paths=live_paths,
@@ -55,8 +56,24 @@ def deploy(meta: LineageMeta, bundle: LiveBundle, targets: Sequence[str], *,
                 fingerprint=ctx.cert.fingerprint, ok=True, time=to_iso(utcnow()), error=None,
                 details=result.details, cas_ids=sorted(result.cas_ids))
     if not dry_run:
+        _start_leftover_cleanups(ctx)
         ctx.finish()
     return outcomes
+
+
+def _start_leftover_cleanups(ctx: DeployContext) -> None:
+    """Product-side certificates earlier runs replaced but could not delete
+    (``meta.replaced_certs``) are retried by every deploy of the lineage, not only by one
+    that deploys to their kind of target again."""
+    from acmeali.deployers.registry import target_class
+
+    for kind in dict.fromkeys(str(e.get("kind") or "") for e in ctx.meta.replaced_certs):
+        try:
+            service = target_class(kind).leftovers
+        except ValueError:
+            continue  # written by a newer acmeali: left for it
+        if service is not None:
+            ctx.service(service)
 
 
 def _describe(exc: BaseException) -> str:

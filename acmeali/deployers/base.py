@@ -12,7 +12,8 @@ A deploy run works on one lineage's live bundle. :class:`DeployContext` parses t
 and hands out per-run services (:meth:`DeployContext.service`): the CAS copy of the
 certificate (``ctx.cas``) is one, uploaded at most once per run whatever the number of
 targets that reference it; each service's ``finish`` runs after every target (CAS clean-up
-keeps what any target still uses, by the typed ``TargetResult.cas_ids``).
+keeps what any target still uses, by the typed ``TargetResult.cas_ids``; CLB deletes the
+server certificates it replaced, this run or an earlier one, ``meta.replaced_certs``).
 
 ``dry_run`` is honoured by :class:`Api`: read-only actions (Describe*/List*/Get*) run for
 real so the plan shown is accurate, actions that change anything are printed instead.
@@ -110,6 +111,10 @@ class Target(ABC):
     # (auto, extra, ...) included, plus any action the product checks on its behalf (OSS
     # reads the CAS key); build it with Service.ram_actions so renamed actions come out right.
     ram_actions: ClassVar[tuple[str, ...]] = ()
+    # The run service that deletes this kind's entries of ``meta.replaced_certs`` (product-
+    # side certificates a deploy replaced): every deploy of a lineage holding such entries
+    # starts it, whatever targets that run deploys to.
+    leftovers: ClassVar[type[RunService] | None] = None
 
     spec: str
 

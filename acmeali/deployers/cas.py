@@ -109,7 +109,8 @@ def matches(ctx: DeployContext, item: dict[str, Any]) -> bool:
     return bool(serial) and serial == _norm_serial(ctx.cert.serial)
 
 
-def _is_gone(exc: AliyunError) -> bool:
+def is_gone(exc: AliyunError) -> bool:
+    """Whether an error says the resource does not exist (so there is nothing to delete)."""
     code = (exc.code or "").lower()
     return "notfound" in code.replace(".", "") or "notexist" in code or exc.status == 404
 
@@ -161,7 +162,7 @@ def _ensure(ctx: DeployContext, key_pem: str) -> CasCert:
         try:
             detail = _detail(ctx, int(entry["cert_id"]))
         except AliyunError as exc:
-            if not _is_gone(exc):
+            if not is_gone(exc):
                 raise
             log.info("CAS certificate %s is gone; forgetting it", entry["cert_id"])
             if not ctx.dry_run:
@@ -353,7 +354,7 @@ def cleanup_old(ctx: DeployContext, current_cert: CasCert | None) -> list[int]:
         try:
             ctx.api(CAS, "DeleteUserCertificate", {"CertId": cert_id})
         except AliyunError as exc:
-            if not _is_gone(exc):
+            if not is_gone(exc):
                 ctx.ui.warn(f"could not delete the old CAS certificate {cert_id} "
                             f"({entry.get('name')}): {exc.render()}")
                 continue

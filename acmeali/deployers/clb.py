@@ -12,10 +12,15 @@ matched by ``AliCloudCertificateId`` or fingerprint), then
 Read first (nothing is written when the bound server certificate already has this
 fingerprint) and read back after.
 
-Server certificates acmeali created (named ``acmeali-...``) that a deploy replaced are
-deleted after the run once no CLB target of the lineage records them (a target that
-failed still serves its old one); CLB refuses to delete one a listener still uses, and
-that is reported and left alone.
+A server certificate a deploy replaced goes into the lineage's record at once
+(``meta.replaced_certs``, saved with the deploy's outcomes), as does the one a target's
+record names when the listener serves another (a run killed before saving). At the end
+of the run, and of every later deploy of the lineage whatever its targets, each recorded
+one is deleted if acmeali made it (named ``acmeali-...``) and no CLB target of the lineage
+records it (a target that failed still serves its old one). It leaves the record once
+deleted, once ``DescribeServerCertificates`` no longer lists it, or when it is not
+acmeali's; a failed deletion (throttling, an error, CLB refusing one a listener still
+uses) is reported and kept for the next deploy.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from typing import Any
 from acmeali.aliyun.errors import AliyunError
 from acmeali.aliyun.services import Service
 from acmeali.deployers.base import DeployContext, Target, TargetResult, split_region
-from acmeali.deployers.cas import CAS, NAME_PREFIX, name_for
+from acmeali.deployers.cas import CAS, NAME_PREFIX, is_gone, name_for
 from acmeali.errors import DeployError
+from acmeali.lineage import to_iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,7 @@ _CENTRAL = ("cn-qingdao", "cn-beijing", "cn-hangzhou", "cn-shanghai", "cn-shenzh
             "cn-hongkong", "ap-southeast-1", "us-east-1", "us-west-1")
 SLB = Service("slb", "alibabacloud_slb20140515", "slb.{region}.aliyuncs.com", "slb",
               region_endpoints={r: "slb.aliyuncs.com" for r in _CENTRAL})
+KIND = "clb"  # ``meta.replaced_certs`` entries of this module
 
 
 def _hex(value: Any) -> str:
@@ -45,12 +52,17 @@ def _hex(value: Any) -> str:
 
 class ClbServerCerts:
     """Per run: the server certificate made from the CAS copy, one per region; and the
-    replaced acmeali server certificates to delete when the run ends."""
+    deletion of the acmeali server certificates deploys replaced (``meta.replaced_certs``).
+
+    A replaced one is recorded in the lineage's record the moment it is replaced, not only
+    deleted at the end of the run: a deletion that fails (throttling, a listener still
+    using it, the process killed before the end) is retried by every later deploy of the
+    lineage instead of leaving the certificate in the account for good.
+    """
 
     def __init__(self, ctx: DeployContext) -> None:
         self.ctx = ctx
         self.by_region: dict[str, str] = {}
-        self.replaced: dict[str, tuple[str, str]] = {}  # id -> (region, name)
 
     def describe(self, region: str, cert_id: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"RegionId": region}
@@ -83,30 +95,63 @@ class ClbServerCerts:
         return cert_id
 
     def forget(self, region: str, cert_id: str | None) -> None:
-        """``cert_id`` was just replaced somewhere: a deletion candidate if acmeali made it."""
-        if not cert_id or cert_id in self.by_region.values():
+        """``cert_id`` was replaced somewhere: recorded as a deletion candidate at once (no
+        call; :meth:`finish` checks it is acmeali's before deleting)."""
+        if not cert_id or self.ctx.dry_run or cert_id in self.by_region.values():
             return
-        rows = self.describe(region, cert_id)
-        name = str(rows[0].get("ServerCertificateName") or "") if rows else ""
-        if name.startswith(NAME_PREFIX):
-            self.replaced[cert_id] = (region, name)
+        record = self.ctx.meta.replaced_certs
+        if any(e.get("kind") == KIND and e.get("id") == cert_id for e in record):
+            return
+        record.append({"kind": KIND, "id": cert_id, "region": region,
+                       "replaced": to_iso(utcnow())})
 
     def finish(self) -> None:
+        """Delete every recorded candidate that acmeali made and nothing of this lineage
+        serves; keep (and retry next time) those whose deletion fails; never raises."""
         if self.ctx.dry_run:
             return
-        recorded = {str(d.details.get("server_certificate_id"))
-                    for d in self.ctx.meta.deployments.values() if d.details}
-        for cert_id, (region, name) in self.replaced.items():
-            if cert_id in recorded:
-                continue  # a target that failed still serves it
-            try:
-                self.ctx.api(SLB, "DeleteServerCertificate",
-                             {"RegionId": region, "ServerCertificateId": cert_id}, region=region)
-            except AliyunError as exc:
-                self.ctx.ui.warn(f"kept the old CLB server certificate {cert_id} ({name}): "
-                                 f"{exc.render()}")
+        record = self.ctx.meta.replaced_certs
+        current = set(self.by_region.values())
+        served = {str(d.details.get("server_certificate_id"))
+                  for d in self.ctx.meta.deployments.values() if d.details}
+        for entry in [e for e in record if e.get("kind") == KIND]:
+            cert_id, region = str(entry.get("id") or ""), str(entry.get("region") or "")
+            if not cert_id or not region or cert_id in current:
+                record.remove(entry)  # unusable, or serving this run's certificate again
                 continue
-            self.ctx.ui.info(f"deleted the old CLB server certificate {cert_id} ({name})")
+            if cert_id in served:
+                continue  # a target that failed to move still serves it: next time
+            try:
+                self._delete(cert_id, region)
+            except Exception as exc:  # clean-up must never fail a deploy
+                render = getattr(exc, "render", None)
+                self.ctx.ui.warn(f"kept the old CLB server certificate {cert_id} "
+                                 f"({render() if callable(render) else exc}); the next "
+                                 "deploy of this lineage tries again")
+                continue
+            record.remove(entry)
+
+    def _delete(self, cert_id: str, region: str) -> None:
+        """Delete ``cert_id`` if it is there and acmeali made it; raise if it stays."""
+        try:
+            rows = self.describe(region, cert_id)
+        except AliyunError as exc:
+            if not is_gone(exc):
+                raise
+            rows = []
+        if not rows:
+            log.info("CLB server certificate %s is gone; forgetting it", cert_id)
+            return
+        name = str(rows[0].get("ServerCertificateName") or "")
+        if not name.startswith(NAME_PREFIX):
+            return  # not one acmeali made: never deleted
+        try:
+            self.ctx.api(SLB, "DeleteServerCertificate",
+                         {"RegionId": region, "ServerCertificateId": cert_id}, region=region)
+        except AliyunError as exc:
+            if not is_gone(exc):
+                raise
+        self.ctx.ui.info(f"deleted the old CLB server certificate {cert_id} ({name})")
 
 
 @dataclass(frozen=True)
@@ -117,6 +162,7 @@ class Clb(Target):
     usage = ("clb:[<region>:]<lb-id>:<port>", "clb:[<region>:]<lb-id>:<port>:<domain>")
     summary = "CLB (SLB) HTTPS listener's default certificate, or an SNI domain's"
     services = (CAS, SLB)
+    leftovers = ClbServerCerts
     ram_actions = SLB.ram_actions(
         "UploadServerCertificate", "DescribeServerCertificates", "DeleteServerCertificate",
         "DescribeLoadBalancerHTTPSListenerAttribute", "SetLoadBalancerHTTPSListenerAttribute",
@@ -184,6 +230,7 @@ class Clb(Target):
         before, extension = self._bound(ctx)
         what = f"CLB {self.lb_id}:{self.port}" + (f" ({self.domain})" if self.domain else "")
         if before and any(certs.serves(r) for r in certs.describe(region, before)):
+            self._forget_recorded(ctx, certs, before)
             return self._result(f"{what} already serves this certificate ({before})", before,
                                 region, cas.cert_id)
         new = certs.ensure(region)
@@ -203,7 +250,18 @@ class Clb(Target):
                               f"{after!r} instead of {new}",
                               hint="run `acmeali deploy` again")
         certs.forget(region, before)
+        self._forget_recorded(ctx, certs, new)
         return self._result(f"{what} now serves {new}", new, region, cas.cert_id)
+
+    def _forget_recorded(self, ctx: DeployContext, certs: ClbServerCerts, bound: str) -> None:
+        """The server certificate this target's record names, when the listener no longer
+        serves it: a run killed after the switch but before its record (and so its
+        deletion candidate) was saved left it behind."""
+        dep = ctx.meta.deployments.get(self.spec)
+        details = (dep.details if dep else None) or {}
+        recorded = str(details.get("server_certificate_id") or "")
+        if recorded and recorded != bound:
+            certs.forget(str(details.get("region") or self._region(ctx)), recorded)
 
     @staticmethod
     def _result(message: str, cert_id: str, region: str, cas_id: int) -> TargetResult:
