@@ -125,6 +125,8 @@ def upload_server_certificate(b: Backend, p: Params) -> dict[str, Any]:
 @action(SLB, "DescribeServerCertificates")
 def describe_server_certificates(b: Backend, p: Params) -> dict[str, Any]:
     region = _region(p)  # assumption: RegionId needed to list (certificates are regional)
+    # assumption: an unknown ServerCertificateId filters to an empty list, not an error (the
+    # API reference documents the filter only); the client treats both as "gone".
     want = p.get("ServerCertificateId")
     rows = [dict(c) for c in _st(b)["certs"].values()
             if c["RegionId"] == region and (not want or c["ServerCertificateId"] == want)]
