@@ -146,9 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.batch_http == "webroot" and 3 in scenarios:
         notes.append("Scenario 3: acmeali answered http-01 with --webroot (files served by a "
                      "separate `python -m http.server`, not counted in acmeali's CPU/RSS), "
-                     "not standalone like the peers: with standalone, `renew --concurrency 8` "
-                     "failed because each lineage binds its own server on the same port "
-                     "(\"port ... is already in use\").")
+                     "not standalone like the peers (the default, where the lineages of "
+                     "`renew --concurrency 8` share one listener on the port).")
     versions = {c.name: c.version() for c in clients}
     versions["pebble"] = cl._output(["dpkg-query", "-W", "-f", "${Version}", "pebble"]) or "?"
 

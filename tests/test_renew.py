@@ -492,6 +492,31 @@ def test_concurrent_renewal_with_standalone_http01(bed: Bed) -> None:
         assert bed.assert_live_ok(n) != before[n], n
 
 
+def test_many_lineages_renew_at_once_on_one_standalone_port(tmp_path: Path,
+                                                            pebble: Pebble) -> None:
+    """16 lineages, 8 at a time, on Pebble's one http-01 port; half on 127.0.0.1, half on
+    all addresses (as `issue` with and without --http-address leaves them). Each lineage's
+    preflight binds the port while others' listeners serve it, and an all-addresses
+    listener cannot be bound beside a 127.0.0.1 one: none of it may fail a lineage."""
+    bed = Bed(tmp_path, pebble)
+    names = [f"p{i}.example.test" for i in range(16)]
+    bed.issue_many(names)  # by dns-01 (parallel processes); the config moves them to http-01
+    tables = "".join(
+        f'[[certificates]]\nname = "{n}"\ndomains = ["{n}"]\nchallenge = "http-01"\n'
+        f'http_port = {pebble.http_port}\n' + ('http_address = "127.0.0.1"\n' if i % 2 else "")
+        for i, n in enumerate(names))
+    bed.config.write_text(bed.config.read_text() + tables)
+    before = {n: bed.serial(n) for n in names}
+    bed.fresh_account()  # no authorization to reuse: every lineage really validates
+    r = bed.cli("renew", "--force", "--concurrency", "8", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "16 done, 0 failed" in r.stderr, r.stderr
+    assert "in use" not in r.stderr, r.stderr
+    for n in names:
+        assert bed.serial(n) != before[n], n
+    assert bed.assert_live_ok(names[0]) and bed.assert_live_ok(names[1])
+
+
 def test_per_lineage_deploy_hook_from_config(tmp_path: Path, pebble: Pebble) -> None:
     bed = Bed(tmp_path, pebble)
     config = bed.config

@@ -21,15 +21,15 @@ import pytest
 
 from acmeali.config import CertSettings
 from acmeali.errors import ChallengeError, UsageError
-from acmeali.solvers import check_supported, make_solver
+from acmeali.solvers import check_supported, http01, make_solver
 from acmeali.solvers.base import ChallengeTask, HasReadyTimeout
 from acmeali.solvers.dns01 import Dns01Solver, wait_for_txt
 from acmeali.solvers.dnshook import Hook
-from acmeali.solvers.http01 import StandaloneSolver, WebrootSolver
+from acmeali.solvers.http01 import StandaloneSolver, WebrootSolver, check_can_listen
 from acmeali.solvers.manual import Manual
 from acmeali.solvers.registry import ProviderEnv
 from acmeali.ui import UI
-from tests.peers.pebble import Pebble, free_port
+from tests.peers.pebble import Pebble, free_port, wait_until
 
 
 def task(ident: str, token: str = "tok_-123", value: str = "value-1") -> ChallengeTask:
@@ -155,6 +155,126 @@ def test_standalone_solvers_in_one_process_share_the_port() -> None:
     finally:
         third.close()
     assert port_is_free(port)
+
+
+def test_standalone_lineages_with_other_addresses_share_an_all_addresses_listener() -> None:
+    """One lineage on all addresses, another on 127.0.0.1, same port, same ``renew``: the
+    second binding 127.0.0.1 next to our own ``[::]`` socket was "already in use"."""
+    port = free_port()
+    ui, _ = quiet_ui()
+    wide = StandaloneSolver(CertSettings(http_port=port), ui)
+    narrow = StandaloneSolver(CertSettings(http_address="127.0.0.1", http_port=port), ui)
+    t1, t2 = [task("a.example", token="tokW1")], [task("b.example", token="tokN2")]
+    try:
+        wide.present(t1)
+        check_can_listen("127.0.0.1", port, ui)  # the next lineage's preflight
+        narrow.present(t2)
+        assert narrow.bound_port == port
+        narrow.wait_ready(t2, time.monotonic() + 5)
+        for host in ("127.0.0.1", "[::1]"):
+            base = f"http://{host}:{port}/.well-known/acme-challenge/"
+            assert get(base + "tokW1")[2] == "tokW1.thumb"
+            assert get(base + "tokN2")[2] == "tokN2.thumb"
+        wide.cleanup(t1)
+        assert get(f"http://127.0.0.1:{port}/.well-known/acme-challenge/tokN2")[2] == "tokN2.thumb"
+    finally:
+        wide.close()
+        narrow.cleanup(t2)
+    assert port_is_free(port)
+
+
+def test_standalone_all_addresses_waits_for_a_narrower_listener_of_this_process() -> None:
+    """The reverse: 127.0.0.1 is held by one lineage, the next wants all addresses. It
+    cannot share (the CA may come over ::1) nor bind beside it, so it waits for the port."""
+    port = free_port()
+    ui, _ = quiet_ui()
+    narrow = StandaloneSolver(CertSettings(http_address="127.0.0.1", http_port=port), ui)
+    wide = StandaloneSolver(CertSettings(http_port=port), ui)
+    t1, t2 = [task("a.example", token="tokN1")], [task("b.example", token="tokW2")]
+    errors: list[BaseException] = []
+
+    def present_wide() -> None:
+        try:
+            wide.present(t2)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=present_wide, daemon=True)
+    try:
+        narrow.present(t1)
+        check_can_listen("", port, ui)  # its preflight: the port is ours, not a stranger's
+        thread.start()
+        wait_until(lambda: http01.waiting_for(port) == 1, "the all-addresses solver waiting")
+        assert get(f"http://127.0.0.1:{port}/.well-known/acme-challenge/tokN1")[2] == "tokN1.thumb"
+        narrow.cleanup(t1)
+        thread.join(timeout=10)
+        assert not thread.is_alive() and not errors, errors
+        assert wide.bound_port == port
+        for host in ("127.0.0.1", "[::1]"):
+            assert get(f"http://{host}:{port}/.well-known/acme-challenge/tokW2")[2] == "tokW2.thumb"
+    finally:
+        narrow.close()
+        if thread.ident is not None:
+            thread.join(timeout=10)
+        wide.cleanup(t2)
+    assert port_is_free(port)
+
+
+def test_standalone_wait_for_our_own_narrower_listener_is_bounded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listener held past the bound (a validation that never ends) fails the waiter in
+    one line naming the fix, and leaves no waiter behind."""
+    monkeypatch.setattr(http01, "_WAIT_FOR_PORT", 0.3)
+    port = free_port()
+    ui, _ = quiet_ui()
+    narrow = StandaloneSolver(CertSettings(http_address="127.0.0.1", http_port=port), ui)
+    wide = StandaloneSolver(CertSettings(http_port=port), ui)
+    try:
+        narrow.present([task("a.example", token="tokT1")])
+        with pytest.raises(ChallengeError) as info:
+            wide.present([task("b.example", token="tokT2")])
+        assert f"port {port} stayed in use by this run's own challenge server" in info.value.message
+        assert info.value.hint and "--http-address" in info.value.hint
+        assert http01.waiting_for(port) == 0
+        assert get(f"http://127.0.0.1:{port}/.well-known/acme-challenge/tokT1")[2] == "tokT1.thumb"
+    finally:
+        wide.close()
+        narrow.close()
+    assert port_is_free(port)
+
+
+def test_standalone_distinct_addresses_on_one_port_listen_side_by_side() -> None:
+    """A multi-homed host: lineages on two addresses of one port do not wait for each
+    other, each address its own socket."""
+    port = free_port()
+    ui, _ = quiet_ui()
+    one = StandaloneSolver(CertSettings(http_address="127.0.0.1", http_port=port), ui)
+    two = StandaloneSolver(CertSettings(http_address="127.0.0.2", http_port=port), ui)
+    try:
+        one.present([task("a.example", token="tokD1")])
+        two.present([task("b.example", token="tokD2")])  # at once, no waiting
+        assert get(f"http://127.0.0.1:{port}/.well-known/acme-challenge/tokD1")[2] == "tokD1.thumb"
+        assert get(f"http://127.0.0.2:{port}/.well-known/acme-challenge/tokD2")[2] == "tokD2.thumb"
+        assert get(f"http://127.0.0.1:{port}/.well-known/acme-challenge/tokD2")[0] == 404
+    finally:
+        one.close()
+        two.close()
+    assert port_is_free(port)
+
+
+def test_standalone_address_spellings_are_one_listener() -> None:
+    """``[::1]`` and ``::1`` are one address: two spellings must not bind twice."""
+    port = free_port()
+    ui, _ = quiet_ui()
+    a = StandaloneSolver(CertSettings(http_address="[::1]", http_port=port), ui)
+    b = StandaloneSolver(CertSettings(http_address="::1", http_port=port), ui)
+    try:
+        a.present([task("a.example", token="tokB1")])
+        b.present([task("b.example", token="tokB2")])
+        assert get(f"http://[::1]:{port}/.well-known/acme-challenge/tokB2")[2] == "tokB2.thumb"
+    finally:
+        a.close()
+        b.close()
 
 
 def test_standalone_port_in_use_is_explained() -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import errno
 import http.client
+import ipaddress
 import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,6 +42,7 @@ class _ChallengeServer(ThreadingHTTPServer):
     """
 
     daemon_threads = True
+    all_families = False  # a dual-stack ``::`` socket: reachable over IPv6 and IPv4
     answers: dict[str, bytes]
 
     def __init__(self, address: tuple[str, int], family: socket.AddressFamily,
@@ -52,6 +55,7 @@ class _ChallengeServer(ThreadingHTTPServer):
         if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
             try:
                 self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                self.all_families = True
             except OSError:  # pragma: no cover - platforms without dual-stack sockets
                 pass
         # HTTPServer.server_bind resolves the host name with getfqdn(), which can stall on
@@ -113,64 +117,160 @@ def _bind_error(exc: OSError, address: str, port: int) -> Exception:
 
 
 class _Listener:
-    """One challenge server, shared by every solver of this process on the same address.
+    """One challenge server, shared by every solver of this process on the same port.
 
     ``renew`` validates many lineages at once, one thread each; were each to start its own
     server on port 80, all but the first would fail with "address in use". So a listener
     is shared: each solver adds its tokens to the one answer table, and the last one to
     leave closes the socket. Tokens are unique per challenge, so nothing collides.
+
+    Lineages may name different addresses for one port (one issued with
+    ``--http-address 127.0.0.1``, another on all addresses). A listener on all addresses
+    serves the narrower ones too; one on a narrower address cannot serve a lineage the CA
+    may reach on another address, and nothing can bind beside it, so that lineage waits
+    until the port is free again (``_acquire``).
     """
 
-    def __init__(self, server: _ChallengeServer, thread: threading.Thread) -> None:
+    def __init__(self, server: _ChallengeServer, thread: threading.Thread,
+                 address: str) -> None:
         self.server = server
         self.thread = thread
+        self.address = address  # as asked for, normalised (_norm)
         self.users = 0
 
+    def covers(self, address: str) -> bool:
+        """Whether a solver asking for ``address`` (normalised) is served by this listener."""
+        if address == self.address or self.server.all_families:
+            return True
+        return self.server.server_address[0] == "0.0.0.0" and _is_ipv4(address)  # noqa: S104
 
-_listeners: dict[tuple[str, int], _Listener] = {}
-_listeners_lock = threading.Lock()
+
+_listeners: dict[int, list[_Listener]] = {}  # by port; several only on distinct addresses
+_waiting: dict[int, list[str]] = {}  # port -> addresses asked for by solvers waiting for it
+_changed = threading.Condition()  # guards both; notified when a listener closes
+# How long a solver waits for this process's own listeners on the port to close. A
+# listener is held for one lineage's validation, which issuance bounds at 300 s
+# (VALIDATION_TIMEOUT); the wait starts again whenever one of them closes.
+_WAIT_FOR_PORT = 330.0
+
+
+def _norm(address: str) -> str:
+    """One spelling per address (``[::1]`` is ``::1``); ``""`` means all addresses."""
+    return address.strip("[]")
+
+
+def _is_ipv4(address: str) -> bool:
+    try:
+        ipaddress.IPv4Address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def waiting_for(port: int) -> int:
+    """How many solvers of this process wait for ``port`` to be free (for tests and -v)."""
+    with _changed:
+        return len(_waiting.get(port, ()))
 
 
 def _acquire(address: str, port: int) -> _Listener:
-    """The shared listener for ``address``:``port``, started when it is the first user."""
-    key = (address, port)
-    with _listeners_lock:
-        listener = _listeners.get(key) if port else None  # port 0: a fresh one each time
-        if listener is None:
-            listener = _start(address, port)
-            if port:
-                _listeners[key] = listener
-        listener.users += 1
-        return listener
+    """A listener of ours on ``port`` that serves ``address``, started if there is none.
+
+    One of ours that serves it is shared. Otherwise a new one is bound; when the port is
+    in use and we hold it (ours on another address: all addresses wanted while
+    ``127.0.0.1`` is held), this waits until one of ours closes and tries again. While
+    someone waits, newcomers neither join a listener that cannot serve the waiter nor
+    bind beside it: the port must drain for the waiter to get its turn.
+    """
+    want = _norm(address)
+    if not port:  # port 0: a fresh one each time, never shared
+        try:
+            fresh = _start(address, port)
+        except OSError as exc:
+            raise _bind_error(exc, address, port) from None
+        fresh.users = 1
+        return fresh
+    with _changed:
+        deadline = time.monotonic() + _WAIT_FOR_PORT
+        logged = False
+        while True:
+            ours = _listeners.get(port, [])
+            waiters = _waiting.get(port, [])
+            for listener in ours:
+                if listener.covers(want) and all(listener.covers(w) for w in waiters):
+                    listener.users += 1
+                    return listener
+            if not ours or not waiters:
+                try:
+                    fresh = _start(address, port)
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE or not ours:
+                        raise _bind_error(exc, address, port) from None
+                else:
+                    fresh.users = 1
+                    _listeners.setdefault(port, []).append(fresh)
+                    return fresh
+            where = ", ".join(x.address or "all addresses" for x in ours)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ChallengeError(
+                    f"http-01: port {port} stayed in use by this run's own challenge server "
+                    f"on {where} for {_WAIT_FOR_PORT:.0f} s",
+                    hint="give the lineages that share a --http-port the same --http-address")
+            if not logged:
+                logged = True
+                log.info("http-01: port %d is in use by this run's listener on %s; waiting "
+                         "for its lineages to finish to listen on %s", port, where,
+                         want or "all addresses")
+            held = list(ours)
+            waiters = _waiting.setdefault(port, [])
+            waiters.append(want)
+            try:
+                _changed.wait(left)
+            finally:
+                waiters.remove(want)
+                if not waiters:
+                    del _waiting[port]
+            now = _listeners.get(port, [])
+            if any(x not in now for x in held):  # one of them closed: progress, wait afresh
+                deadline = time.monotonic() + _WAIT_FOR_PORT
 
 
 def _release(address: str, port: int, listener: _Listener, ui: UI) -> None:
     """Drop one user; the last one stops the server, and the port is free on return."""
-    with _listeners_lock:
+    with _changed:
         listener.users -= 1
         if listener.users > 0:
             return
-        if _listeners.get((address, port)) is listener:
-            del _listeners[(address, port)]
+        ours = _listeners.get(port, [])
+        if listener in ours:
+            ours.remove(listener)
+            if not ours:
+                del _listeners[port]
         try:
             listener.server.shutdown()
             listener.server.server_close()
             listener.thread.join(timeout=5)
         except Exception as exc:
             ui.warn(f"http-01: stopping the challenge server: {exc}")
+        _changed.notify_all()
 
 
 def _start(address: str, port: int) -> _Listener:
+    """A serving listener on ``address``:``port``; the bind's OSError as it is."""
     server, host = _bind(address, port)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": _POLL},
                               name="acmeali-http01", daemon=True)
     thread.start()
     log.info("http-01: listening on %s port %d", host, server.server_port)
-    return _Listener(server, thread)
+    return _Listener(server, thread, _norm(address))
 
 
 def _bind(address: str, port: int) -> tuple[_ChallengeServer, str]:
-    """A challenge server bound to ``address``:``port`` (any address: IPv6, else IPv4)."""
+    """A challenge server bound to ``address``:``port`` (any address: IPv6, else IPv4).
+
+    Raises the OSError of the last attempt; callers turn it into one line (_bind_error).
+    """
     addr = address
     candidates: list[tuple[str, socket.AddressFamily]]
     if not addr:
@@ -178,7 +278,7 @@ def _bind(address: str, port: int) -> tuple[_ChallengeServer, str]:
         if not socket.has_ipv6:
             candidates = candidates[1:]
     else:
-        addr = addr.strip("[]")
+        addr = _norm(addr)
         candidates = [(addr, socket.AF_INET6 if ":" in addr else socket.AF_INET)]
     last: OSError | None = None
     for host, family in candidates:
@@ -193,22 +293,25 @@ def _bind(address: str, port: int) -> tuple[_ChallengeServer, str]:
         else:
             return server, host
     assert last is not None
-    raise _bind_error(last, address, port) from None
+    raise last
 
 
 def check_can_listen(address: str, port: int, ui: UI) -> None:
     """Raise the same error ``present`` would when ``address``:``port`` cannot be bound.
 
-    Called before the order is placed. A listener this process already has there is
-    shared (``renew`` in parallel) and counts as bindable.
+    Called before the order is placed. A listener this process already has on the port
+    counts as bindable: ``present`` shares it, binds beside it, or waits until it closes.
     """
     if not port:
         return
-    with _listeners_lock:  # held: a concurrent _acquire must not find the port taken by us
-        if (address, port) in _listeners:
+    with _changed:  # held: a concurrent _acquire must not find the port taken by us
+        if port in _listeners:
             return
         # Bind and close at once: no serving thread, so no shutdown wait (~0.1 s an issue).
-        server, _host = _bind(address, port)
+        try:
+            server, _host = _bind(address, port)
+        except OSError as exc:
+            raise _bind_error(exc, address, port) from None
         server.server_close()
 
 
