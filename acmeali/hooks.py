@@ -8,7 +8,10 @@ a config value contains can turn into shell syntax (DESIGN.md, security rules).
 
 Every hook has a time limit. A hook that overruns is killed together with everything it
 started (it runs in its own session/process group), because a forgotten ``sleep`` in a
-cron job must not hold the renewal lock forever.
+cron job must not hold the renewal lock forever. Running hooks are also registered, so
+that the run's watchdog (``acmeali/watchdog.py``), which ends the process with
+``os._exit``, first kills their process groups: otherwise they would run on, orphaned,
+holding port 80 or whatever else they hold, after acmeali is gone.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -148,6 +152,52 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
+# Hooks running now (process group id -> ``what``), for kill_running_hooks. The group id
+# is the shell's PID: Linux does not reuse it while any process of the group is alive.
+_running: dict[int, str] = {}
+_running_lock = threading.Lock()
+_closed = False  # set by kill_running_hooks: the process is ending, start no more hooks
+_PARK = 30.0  # how long a killed hook's thread waits for the process to end (see run_hook)
+
+
+def kill_running_hooks(grace: float = 2.0) -> list[str]:
+    """Kill every running hook with all it started (SIGTERM, then SIGKILL to whatever is
+    left after ``grace`` seconds) and refuse to start new ones; return their ``what``.
+
+    Only for the run watchdog, just before it ends the process: it is bounded (``grace``
+    plus a moment), reaps nothing (the hooks' own threads, or PID 1 after our exit, do)
+    and never raises. The threads whose hook it killed do not go on with the run (a
+    "hook failed" report, the next hook) but wait for the process to end.
+    """
+    global _closed
+    with _running_lock:
+        _closed = True
+        groups = dict(_running)
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGTERM)
+    end = time.monotonic() + grace
+    while time.monotonic() < end and any(_group_exists(g) for g in groups):
+        time.sleep(0.05)
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGKILL)
+    return list(groups.values())
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except OSError:  # gone already (ESRCH), or nothing we may signal any more
+        pass
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except OSError:
+        return False
+    return True
+
+
 def run_hook(command: str, env: Mapping[str, str], *, timeout: float | None = DEFAULT_TIMEOUT,
              what: str) -> HookResult:
     """Run ``/bin/sh -c command`` with ``env`` added to our environment (minus acmeali's
@@ -163,13 +213,23 @@ def run_hook(command: str, env: Mapping[str, str], *, timeout: float | None = DE
     # Only the names are logged: values may be long, and a hook's env is the user's to see.
     log.debug("%s: running %r with %s", what, command, ", ".join(sorted(env)) or "no extra env")
     start = time.monotonic()
-    try:
-        proc = subprocess.Popen(["/bin/sh", "-c", command], env=full_env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
-    except OSError as exc:
-        raise HookError(f"{what}: cannot start /bin/sh: {exc.strerror or exc}", what=what,
-                        command=command, returncode=None, stderr_tail="") from None
+    # Started and registered under the lock, so kill_running_hooks never misses one.
+    with _running_lock:
+        stopping = _closed
+        if not stopping:
+            try:
+                proc = subprocess.Popen(["/bin/sh", "-c", command], env=full_env,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, start_new_session=True)
+            except OSError as exc:
+                raise HookError(f"{what}: cannot start /bin/sh: {exc.strerror or exc}",
+                                what=what, command=command, returncode=None,
+                                stderr_tail="") from None
+            _running[proc.pid] = what
+    if stopping:  # the watchdog is ending the process: no new hook, no going on either
+        threading.Event().wait(_PARK)
+        raise HookError(f"{what}: not started: the run is being stopped (time limit)",
+                        what=what, command=command, returncode=None, stderr_tail="")
     timed_out = False
     try:
         out_b, err_b = proc.communicate(timeout=limit)
@@ -185,6 +245,12 @@ def run_hook(command: str, env: Mapping[str, str], *, timeout: float | None = DE
     except BaseException:
         _kill_group(proc)
         raise
+    finally:
+        with _running_lock:
+            _running.pop(proc.pid, None)
+            stopping = _closed
+        if stopping:  # killed by the watchdog, which ends the process in a moment
+            threading.Event().wait(_PARK)
     duration = time.monotonic() - start
     out = out_b.decode("utf-8", "replace")
     err = err_b.decode("utf-8", "replace")

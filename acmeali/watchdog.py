@@ -8,10 +8,14 @@ renews. Two stages:
 1. at the deadline, every request to the CA still running or yet to start is cut off
    (the transport checks the run deadline before each read), so lineages fail with a
    clear error and the run ends normally: report, failure hook, exit 1;
-2. ``GRACE`` seconds later, if the run is still going (stuck in a hook, say), one line on
-   stderr and ``os._exit(1)``: the store's locks are ``flock`` locks, which the kernel
-   releases with the process, and every store write is atomic, so stopping here is as
-   safe as the ``kill -9`` the crash tests already survive.
+2. ``GRACE`` seconds later, if the run is still going (stuck in a hook, say), the hooks
+   still running are killed with everything they started (their process groups: SIGTERM,
+   then SIGKILL; see ``hooks.kill_running_hooks``), since ``os._exit`` alone would leave
+   them running orphaned, a ``sleep`` or a script holding port 80 outliving the run; then
+   one line on stderr naming the hooks it killed, and ``os._exit(1)``: the store's locks
+   are ``flock`` locks, which the kernel releases with the process, and every store write
+   is atomic, so stopping here is as safe as the ``kill -9`` the crash tests already
+   survive.
 
 Stdlib only: built on the start-up path of ``renew``.
 """
@@ -25,6 +29,7 @@ import time
 from collections.abc import Callable
 
 GRACE = 5.0
+HOOK_KILL_GRACE = 2.0  # seconds a killed hook gets to exit on SIGTERM before SIGKILL
 
 _deadline: float | None = None
 
@@ -69,10 +74,17 @@ class RunWatchdog:
             set_run_deadline(None)
 
     def _expire(self) -> None:
+        killed: list[str] = []
+        if "acmeali.hooks" in sys.modules:  # no hook ran if it was never imported
+            from acmeali.hooks import kill_running_hooks
+
+            killed = kill_running_hooks(HOOK_KILL_GRACE)
+        # Only what the hooks are (their ``what``), never their environment.
+        also = f"; it killed the {', the '.join(killed)}, still running" if killed else ""
         text = (f"the {self.what} went past its time limit of {self.seconds:g} s and was "
-                f"stopped; its locks are released and unfinished certificates are renewed "
-                f"by the next run\n  hint: find the step that hangs with -v, or raise the "
-                f"limit ({self.knob})")
+                f"stopped{also}; its locks are released and unfinished certificates are "
+                f"renewed by the next run\n  hint: find the step that hangs with -v, or raise "
+                f"the limit ({self.knob})")
         def tell() -> None:
             if self.say is not None:
                 self.say(text)

@@ -8,6 +8,7 @@ certificate and the lock are left as they should be.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -18,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from tests.peers.fault_proxy import FaultProxy, Rule, Window, json_edit, now_utc
+from tests.peers.fault_proxy import (
+    FaultProxy,
+    Rule,
+    TrickleRelay,
+    Window,
+    json_edit,
+    now_utc,
+)
 from tests.peers.pebble import Pebble
 from tests.test_renew import Bed
 
@@ -204,6 +212,69 @@ def test_trickling_ca_hits_the_request_deadline_and_frees_the_lock(
     assert r.returncode == 0 and f"{name}: renewed" in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("limit", ["request", "run"])
+@pytest.mark.parametrize("where", ["tls-handshake", "response-headers", "proxy-connect"])
+def test_trickled_handshake_or_headers_end_at_the_deadline(
+        proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, where: str, limit: str) -> None:
+    # One byte every 0.3 s: no single read waits anywhere near the socket timeout, so only
+    # a deadline for the whole request (connect, proxy, handshake, headers) ends it.
+    # "request": [acme] timeout = 2 s; "run": timeout 30 s, but the run's limit is in 2 s.
+    from acmeali.acme.errors import TransportError
+    from acmeali.acme.transport import Transport, set_run_deadline
+
+    proxy.clear(log=True)
+    url = proxy.directory_url
+    with contextlib.ExitStack() as stack:
+        if where == "tls-handshake":
+            relay = stack.enter_context(TrickleRelay(proxy.port, 0.3))
+            url = f"https://127.0.0.1:{relay.port}/dir"
+        elif where == "proxy-connect":  # HTTPS_PROXY is honoured (docs/issuing.md)
+            relay = stack.enter_context(TrickleRelay(proxy.port, 0.3, connect=True))
+            monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{relay.port}")
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+        else:
+            rule = proxy.add(Rule("^/dir", "trickle-head", method="GET", times=None,
+                                  seconds=0.3))
+        transport = stack.enter_context(contextlib.closing(Transport(
+            ca_bundle=proxy.ca_bundle, timeout=2.0 if limit == "request" else 30.0,
+            backoff=0.0)))
+        started = time.monotonic()
+        if limit == "run":
+            stack.callback(set_run_deadline, None)
+            set_run_deadline(started + 2.0)
+        with pytest.raises(TransportError) as info:
+            transport.get(url)
+        took = time.monotonic() - started
+    if limit == "request":
+        assert info.value.message == f"no complete answer to GET {url} within 2 s", info.value
+    else:
+        assert info.value.message == f"GET {url} was cut off: the run's time limit passed", \
+            info.value
+    assert took < 2 + 1.5, f"took {took:.1f}s for a 2 s deadline"
+    assert transport.request_count == 1  # a deadline is not retried
+    if where == "response-headers":
+        assert rule.applied == 1
+    else:
+        assert relay.connections == 1
+
+
+def test_a_plain_http_url_from_the_ca_is_refused_unsent(proxy: FaultProxy) -> None:
+    # A directory (or Location, or Link) naming http:// would get signed requests in
+    # clear text, on a plain connection no deadline arms: refused before connecting.
+    from acmeali.acme.errors import TransportError
+    from acmeali.acme.transport import Transport
+
+    with TrickleRelay(proxy.port, 0.3) as relay, contextlib.closing(
+            Transport(ca_bundle=proxy.ca_bundle, timeout=2.0, backoff=0.0)) as transport:
+        url = f"http://127.0.0.1:{relay.port}/nonce-plz"
+        with pytest.raises(TransportError) as info:
+            transport.get(url)
+        assert relay.connections == 0
+    assert info.value.message == (f"not sending GET {url}: the CA gave a URL that is not "
+                                  "https (ACME is HTTPS only, RFC 8555 §6.1)"), info.value
+
+
 # --------------------------------------------------------------------------- item 8
 def test_a_100_mb_certificate_answer_is_refused_after_1_mib(
         bed: Bed, proxy: FaultProxy) -> None:
@@ -272,6 +343,55 @@ def test_run_time_limit_stops_a_stuck_run_and_releases_its_locks(
     logged = (bed.state / "logs" / "acmeali.log").read_text()
     assert "past its time limit of 2 s" in logged  # the run log says why it stopped
     r = bed.cli("renew", "--force")  # not "another renew is running"
+    assert r.returncode == 0 and f"{name}: renewed" in r.stderr, r.stderr
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (an orphan's zombie waits on whatever reaps for PID 1)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("deaf", [False, True], ids=["plain", "ignores-sigterm"])
+def test_run_time_limit_kills_a_stuck_deploy_hook_and_what_it_started(
+        bed: Bed, proxy: FaultProxy, tmp_path: Path, deaf: bool) -> None:
+    import os
+    import signal
+
+    name = f"hook-stuck{int(deaf)}.example.test"
+    bed.issue(name)
+    pids = tmp_path / "hook.pids"
+    # The shell (the hook itself) and a child of it, as a script holding port 80 would be;
+    # "deaf": both ignore SIGTERM (inherited by sleep), so only SIGKILL stops them.
+    hook = (("trap '' TERM; " if deaf else "")
+            + f"sleep 1000 & echo $$ $! > {pids}.tmp && mv {pids}.tmp {pids}; wait")
+    started = time.monotonic()
+    r = bed.cli("renew", "--force", "--timeout", "6", "--deploy-hook", hook, timeout=90)
+    took = time.monotonic() - started
+    try:
+        no_traceback(r)
+        assert pids.exists(), f"the deploy hook never ran (renewal too slow?): {r.stderr}"
+        shell, child = (int(p) for p in pids.read_text().split())
+        assert r.returncode == 1, r.stderr
+        assert "past its time limit of 6 s" in r.stderr, r.stderr
+        assert took < 40, f"took {took:.1f}s"
+        gone_by = time.monotonic() + 15
+        while time.monotonic() < gone_by and (_alive(shell) or _alive(child)):
+            time.sleep(0.05)
+        assert not _alive(shell) and not _alive(child), "the hook outlived acmeali"
+        assert f"killed the deploy hook for {name}" in r.stderr, r.stderr
+    finally:
+        if pids.exists():  # never leave an orphan behind, whatever failed above
+            for pid in (int(p) for p in pids.read_text().split()):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    assert bed.assert_live_ok(name)  # renewed and live; only the hook was stopped
+    r = bed.cli("renew", "--force")  # the locks went with the process
     assert r.returncode == 0 and f"{name}: renewed" in r.stderr, r.stderr
 
 

@@ -9,9 +9,14 @@ problem documents mapped to exceptions in one place.
 
 A hostile or broken network must cost bounded time and memory (issue 12, items 6-8):
 - every request has a *wall-clock* deadline (``timeout``), not only a per-read one: the
-  TLS socket re-arms its timeout to the time left before each read, so a CA trickling one
-  byte a second fails after ``timeout`` seconds instead of never; an optional deadline for
-  the whole run (``set_run_deadline``, from ``renew --timeout``) caps every request too;
+  TCP connect gets the time left, and the sockets re-arm their timeout to the time left
+  before each blocking step (TLS handshake, every read, an ``HTTPS_PROXY``'s answer to
+  ``CONNECT``), so a CA or proxy trickling one byte a second, handshake or headers
+  included, fails after ``timeout`` seconds instead of never; an optional deadline for the
+  whole run (``set_run_deadline``, from ``renew --timeout``) caps every request too. Only
+  https:// URLs are sent to (RFC 8555 §6.1): a plain connection would be armed by none of
+  this. Name resolution (``getaddrinfo``) cannot be interrupted and is not bounded here;
+  the run watchdog (``acmeali/watchdog.py``) bounds it;
 - bodies are streamed and refused past ``MAX_BODY`` (ACME JSON and PEM chains are
   kilobytes), so a 100 MB answer costs 1 MiB of memory at most;
 - every failure of requests/urllib3/http.client/socket while sending or reading is mapped
@@ -25,6 +30,7 @@ import email.utils
 import http.client
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -36,6 +42,9 @@ from typing import TYPE_CHECKING, Any
 import requests
 import requests.adapters
 import requests.utils
+import urllib3
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 from urllib3.exceptions import NewConnectionError
 
@@ -138,31 +147,81 @@ class RequestDeadline(TimeoutError):
     """The current request's wall-clock deadline passed (raised from a socket read)."""
 
 
+def _time_left() -> float | None:
+    """Seconds the current request has left (None: no deadline armed on this thread)."""
+    deadline: float | None = getattr(_local, "deadline", None)
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise RequestDeadline("request deadline passed")
+    return left
+
+
+def _arm(sock: socket.socket) -> None:
+    left = _time_left()
+    if left is not None:
+        sock.settimeout(left)
+
+
 class _DeadlineSSLSocket(ssl.SSLSocket):
     """Before every read, the socket timeout becomes the time left for the whole request.
 
     requests' ``timeout`` bounds each read, so a server sending a byte every few seconds
     is never timed out; re-arming the timeout per read turns it into a deadline. Installed
     as ``SSLContext.sslsocket_class`` (the documented way to subclass SSLSocket); ACME is
-    HTTPS only, so every CA connection goes through it.
+    HTTPS only, so every CA connection goes through it. The handshake is armed too (the
+    ssl module bounds a whole ``do_handshake`` by the timeout it starts with).
     """
 
-    def _arm(self) -> None:
-        deadline = getattr(_local, "deadline", None)
-        if deadline is None:
-            return
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise RequestDeadline("request deadline passed")
-        self.settimeout(left)
-
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
-        self._arm()
+        _arm(self)
         return super().read(len, buffer)
 
     def do_handshake(self, block: bool = False) -> None:
-        self._arm()
+        _arm(self)
         super().do_handshake(block)
+
+
+class _DeadlineSocket(socket.socket):
+    """The plain TCP socket under the TLS one, armed the same way before each read.
+
+    It is read from only before TLS starts: the ``CONNECT`` answer of an HTTP proxy
+    (``HTTPS_PROXY``), which a proxy trickling one byte at a time could otherwise stretch
+    without end (each read waits less than the timeout). Once wrapped, the TLS socket
+    above takes over the file descriptor.
+    """
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        _arm(self)
+        return super().recv(bufsize, flags)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        _arm(self)
+        return super().recv_into(buffer, nbytes, flags)
+
+
+class _DeadlineHTTPSConnection(urllib3.connection.HTTPSConnection):
+    """Connects within the time the request has left, on a :class:`_DeadlineSocket`."""
+
+    def _new_conn(self) -> socket.socket:
+        left = _time_left()
+        if left is not None and (self.timeout is None or left < self.timeout):
+            self.timeout = left  # the run's deadline may be nearer than [acme] timeout
+        sock = super()._new_conn()
+        timeout = sock.gettimeout()
+        # Same descriptor, our class; its timeout is set again at once (a socket built
+        # from a descriptor starts with the default timeout, not this one's).
+        armed = _DeadlineSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        armed.settimeout(timeout)
+        return armed
+
+
+class _DeadlineHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+_POOLS = {"http": urllib3.connectionpool.HTTPConnectionPool, "https": _DeadlineHTTPSPool}
 
 
 class _ExtraRootsAdapter(requests.adapters.HTTPAdapter):
@@ -175,6 +234,16 @@ class _ExtraRootsAdapter(requests.adapters.HTTPAdapter):
     def __init__(self, context: ssl.SSLContext) -> None:
         self._context = context
         super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> urllib3.PoolManager:
+        """Through ``HTTPS_PROXY`` too, connections are our deadline-armed ones."""
+        manager: urllib3.PoolManager = super().proxy_manager_for(*args, **kwargs)
+        manager.pool_classes_by_scheme = _POOLS
+        return manager
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: bool | str,
@@ -333,6 +402,14 @@ class Transport:
         the previous one may have been consumed by the CA. The one place where failures
         of the HTTP stack become ``TransportError`` (or a retry).
         """
+        if not url.lower().startswith("https://"):
+            # RFC 8555 §6.1: ACME is HTTPS only. A CA naming an http:// URL (in its
+            # directory, a Location, a Link) would get signed requests in clear text, on a
+            # connection none of the deadlines above arm.
+            raise TransportError(f"not sending {method} {url}: the CA gave a URL that is "
+                                 "not https (ACME is HTTPS only, RFC 8555 §6.1)",
+                                 hint="the CA (or a proxy in between) is misbehaving; check "
+                                      "the server URL")
         attempt = 0
         while True:
             attempt += 1

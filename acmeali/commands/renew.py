@@ -33,7 +33,8 @@ def register(cp: CommandParsers) -> None:
     p.add_argument("--post-hook", metavar="CMD", help="run once after the last renewal")
     p.add_argument("--deploy-hook", metavar="CMD", help="run for each renewed lineage")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="give up the whole run after SECONDS, release its locks, exit 1 "
+                   help="give up the whole run after SECONDS, kill its hooks still running, "
+                        "release its locks, exit 1 "
                         "(default: [renewal] run_timeout, 10800; 0 = no limit)")
     p.add_argument("--failure-hook", metavar="CMD",
                    help="run when anything failed (ACMEALI_FAILURES in its environment)")

@@ -15,16 +15,25 @@ the fault (``None``: all later ones). Faults:
 - ``drop``      close the connection without answering;
 - ``stall``     wait ``seconds`` before answering (or until the proxy stops);
 - ``trickle``   send the body one byte every ``seconds``;
+- ``trickle-head`` send the status line and headers one byte every ``seconds`` (then the
+  body at once), so a client that bounds only each read waits for ever;
 - ``truncate``  announce the full Content-Length, send ``keep`` bytes, close;
 - ``inflate``   send the real body followed by ``size`` junk bytes, chunked (no length);
 - ``rewrite``   ``edit(status, headers, body) -> (status, headers, body)`` before sending;
 - ``status``    answer ``status`` with ``body`` (e.g. a 500) instead of asking Pebble.
+
+Below HTTP, ``TrickleRelay`` is a TCP relay in front of any listener that passes the
+server's bytes on one at a time from the first one: the TLS handshake itself trickles.
+With ``connect=True`` it is an HTTP proxy (``HTTPS_PROXY``) that trickles only its answer
+to ``CONNECT``, then relays the tunnel at full speed.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,6 +150,9 @@ class FaultProxy(PebbleFront):
                 if rule is not None and rule.fault == "stall":
                     proxy._stopping.wait(rule.seconds)
                 ex.status = status
+                if rule is not None and rule.fault == "trickle-head":
+                    self._trickle_head(rule, status, headers, data, ex)
+                    return
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -156,6 +168,24 @@ class FaultProxy(PebbleFront):
                     self._body(rule, data, ex)
                 except OSError:  # the client gave up: that is what some tests want
                     self.close_connection = True
+
+            def _trickle_head(self, rule: Rule, status: int, headers: dict[str, str],
+                              data: bytes, ex: Exchange) -> None:
+                head = "".join([f"HTTP/1.1 {status} {self.responses[status][0]}\r\n",
+                                *(f"{k}: {v}\r\n" for k, v in headers.items()
+                                  if k.lower() != "content-length"),
+                                f"Content-Length: {len(data)}\r\n\r\n"]).encode("latin-1")
+                self.close_connection = True
+                try:
+                    for i in range(len(head)):
+                        if proxy._stopping.wait(rule.seconds if i else 0):
+                            return
+                        self.wfile.write(head[i:i + 1])
+                        self.wfile.flush()
+                    self.wfile.write(data)
+                    ex.sent = len(data)
+                except OSError:  # the client gave up: that is what the tests want
+                    pass
 
             def _body(self, rule: Rule | None, data: bytes, ex: Exchange) -> None:
                 fault = rule.fault if rule else None
@@ -204,6 +234,115 @@ class FaultProxy(PebbleFront):
                 self._serve("HEAD")
 
         return Handler
+
+
+class TrickleRelay:
+    """``with TrickleRelay(port, seconds) as relay:`` then connect to ``relay.port``.
+
+    A loopback TCP relay to ``127.0.0.1:port``: the client's bytes go through at once, the
+    server's one byte every ``seconds`` from the first (TLS ServerHello) on, so the TLS
+    handshake takes minutes while no single read ever waits ``seconds``. ``connect``: an
+    HTTP proxy instead, whose ``200`` to the client's ``CONNECT`` trickles (wherever the
+    client asked to go, the tunnel leads to ``port``). ``connections`` counts the clients
+    accepted.
+    """
+
+    CONNECTED = b"HTTP/1.1 200 Connection established\r\nProxy-Agent: trickle\r\n\r\n"
+
+    def __init__(self, upstream_port: int, seconds: float, *, connect: bool = False) -> None:
+        self.upstream_port = upstream_port
+        self.seconds = seconds
+        self.connect = connect
+        self.connections = 0
+        self._stopping = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.port = int(self._listener.getsockname()[1])
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> TrickleRelay:
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._listener.close()
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True, name="trickle-relay")
+        self._threads.append(t)
+        t.start()
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            self._spawn(self._relay, client)
+
+    def _relay(self, client: socket.socket) -> None:
+        client.settimeout(0.2)
+        try:
+            if self.connect and not self._tunnel(client):
+                client.close()
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+        except OSError:
+            client.close()
+            return
+        server.settimeout(0.2)
+        self._spawn(self._pump, client, server, 0.0)
+        self._pump(server, client, 0.0 if self.connect else self.seconds)
+
+    def _tunnel(self, client: socket.socket) -> bool:
+        """Read the client's CONNECT request, trickle the proxy's 200; False if it left."""
+        request = b""
+        while b"\r\n\r\n" not in request:
+            try:
+                data = client.recv(4096)
+            except TimeoutError:
+                if self._stopping.is_set():
+                    return False
+                continue
+            if not data:
+                return False
+            request += data
+        if not request.startswith(b"CONNECT "):
+            return False
+        for i in range(len(self.CONNECTED)):
+            if self._stopping.wait(self.seconds if i else 0):
+                return False
+            client.sendall(self.CONNECTED[i:i + 1])
+        return True
+
+    def _pump(self, src: socket.socket, dst: socket.socket, seconds: float) -> None:
+        """Copy ``src`` to ``dst`` (one byte per ``seconds`` when set) until either closes."""
+        try:
+            while not self._stopping.is_set():
+                try:
+                    data = src.recv(1 if seconds else 65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                dst.sendall(data)
+                if seconds and self._stopping.wait(seconds):
+                    break
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
 
 
 def json_edit(change: Callable[[dict[str, Any]], None]) -> Edit:
