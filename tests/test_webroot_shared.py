@@ -87,6 +87,31 @@ def test_directory_removed_by_another_runs_cleanup_meanwhile(
     assert os.listdir(tmp_path) == []
 
 
+def test_directory_removed_between_our_mkdir_and_our_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another run made the directory (our mkdir: EEXIST) and its cleanup removed it before
+    we looked: that is a vanished directory to make again, not "not a directory" (seen
+    once in 6 processes x 300 rounds, test_processes_hammering_one_webroot)."""
+    real_mkdir = Path.mkdir
+    raced: list[Path] = []
+
+    def racing_mkdir(self: Path, mode: int = 0o777, parents: bool = False,
+                     exist_ok: bool = False) -> None:
+        if self.name == "acme-challenge" and not raced:
+            raced.append(self)
+            raise FileExistsError(17, "File exists", str(self))  # and gone again at once
+        real_mkdir(self, mode, parents, exist_ok)
+
+    monkeypatch.setattr(Path, "mkdir", racing_mkdir)
+    a = _solver(tmp_path)
+    a.present([_task("TokenA")])
+    monkeypatch.undo()
+    assert raced
+    assert (tmp_path / ".well-known/acme-challenge/TokenA").read_text() == "TokenA.thumb"
+    a.cleanup([_task("TokenA")])
+    assert os.listdir(tmp_path) == []
+
+
 def test_each_run_removes_only_its_own_tokens(tmp_path: Path) -> None:
     a, b = _solver(tmp_path), _solver(tmp_path)
     a.present([_task("TokenA")])

@@ -437,10 +437,14 @@ class WebrootSolver:
             try:
                 d.mkdir(mode=0o755)
             except FileExistsError:
-                if not d.is_dir():  # followed symlinks count, as a web server would
-                    raise ChallengeError(f"http-01 webroot: {d} exists and is not a "
-                                         "directory") from None
-                continue  # ours from a retry, or another run's: used, never removed by us
+                if d.is_dir():  # followed symlinks count, as a web server would
+                    continue  # ours from a retry, or another run's: used, never removed by us
+                if not os.path.lexists(d):
+                    # Another run made it and its cleanup removed it again before we
+                    # looked: vanished, like any other (present() starts over).
+                    raise FileNotFoundError(d) from None
+                raise ChallengeError(f"http-01 webroot: {d} exists and is not a "
+                                     "directory") from None
             # mkdir's mode passes through the umask; the web server must read it.
             os.chmod(d, 0o755)  # noqa: S103 - public on purpose, it is served
             if d not in self._created_dirs:
