@@ -126,13 +126,21 @@ def _saved(lin: Lineage) -> Lineage:
     return Lineage(meta, lin.bundle, lin.key_pem)
 
 
-def test_clb_retries_a_failed_deletion_on_the_next_run(emu: AliyunEmulator) -> None:
+def _deployed_once(emu: AliyunEmulator, *listeners: str) -> tuple[TinyCA, Lineage, str]:
+    """A lineage deployed to ``clb:lb-1:443`` (plus idle ``listeners``), and the CLB server
+    certificate that deploy made: what the next renewal replaces."""
     ca = TinyCA()
-    emu.add_clb_listener("lb-1", 443)
+    for lb in ("lb-1", *listeners):
+        emu.add_clb_listener(lb, 443)
     lin = make_lineage(ca, ["example.test"])
     assert _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"][0]
+    (old_sc,) = emu.state.extra["slb"]["certs"]
+    return ca, lin, old_sc
+
+
+def test_clb_retries_a_failed_deletion_on_the_next_run(emu: AliyunEmulator) -> None:
+    ca, lin, old_sc = _deployed_once(emu)
     certs = emu.state.extra["slb"]["certs"]
-    (old_sc,) = certs
     lin = _renew(ca, lin)
     emu.faults.deny("DeleteServerCertificate", count=1)
     ok, msg = _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"]
@@ -147,12 +155,8 @@ def test_clb_retries_a_failed_deletion_on_the_next_run(emu: AliyunEmulator) -> N
 
 
 def test_clb_leftover_is_retried_by_a_run_without_clb_targets(emu: AliyunEmulator) -> None:
-    ca = TinyCA()
-    emu.add_clb_listener("lb-1", 443)
-    lin = make_lineage(ca, ["example.test"])
-    assert _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"][0]
+    ca, lin, old_sc = _deployed_once(emu)
     certs = emu.state.extra["slb"]["certs"]
-    (old_sc,) = certs
     lin = _renew(ca, lin)
     emu.faults.throttle("DeleteServerCertificate", count=100, retry_after_ms=10)
     assert _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"][0]
@@ -166,12 +170,8 @@ def test_clb_leftover_is_retried_by_a_run_without_clb_targets(emu: AliyunEmulato
 
 def test_clb_replacement_survives_a_run_killed_before_its_record_was_saved(
         emu: AliyunEmulator) -> None:
-    ca = TinyCA()
-    emu.add_clb_listener("lb-1", 443)
-    lin = make_lineage(ca, ["example.test"])
-    assert _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"][0]
+    ca, lin, old_sc = _deployed_once(emu)
     certs = emu.state.extra["slb"]["certs"]
-    (old_sc,) = certs
     lin = _saved(_renew(ca, lin))
     on_disk = _saved(lin)  # what the record says when the run below is killed
     emu.faults.deny("DeleteServerCertificate", count=1)  # ... before it deleted anything
@@ -184,13 +184,8 @@ def test_clb_replacement_survives_a_run_killed_before_its_record_was_saved(
 
 def test_clb_leftover_in_use_elsewhere_is_kept_and_one_gone_is_dropped(
         emu: AliyunEmulator) -> None:
-    ca = TinyCA()
-    emu.add_clb_listener("lb-1", 443)
-    emu.add_clb_listener("lb-hand", 443)
-    lin = make_lineage(ca, ["example.test"])
-    assert _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"][0]
+    ca, lin, old_sc = _deployed_once(emu, "lb-hand")
     st = emu.state.extra["slb"]
-    (old_sc,) = st["certs"]
     st["listeners"][("lb-hand", 443)]["ServerCertificateId"] = old_sc  # bound by hand
     lin = _renew(ca, lin)
     ok, msg = _run(emu, lin, ["clb:lb-1:443"])["clb:lb-1:443"]

@@ -352,12 +352,16 @@ class PostgresStorage:
         finally:
             with self._mu:
                 conn = self._held.pop(name, conn)  # reassert_lock may have moved it
-            try:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-            except psycopg.Error:
-                with contextlib.suppress(Exception):
-                    conn.close()  # a dead session holds nothing: the server released it
-            self._give(self._lock_idle, conn)
+            self._unlock(conn, "SELECT pg_advisory_unlock(%s)", key)
+
+    def _unlock(self, conn: psycopg.Connection[Any], statement: str, key: int) -> None:
+        """Release a session lock and return its connection to the lock pool."""
+        try:
+            conn.execute(statement, (key,))
+        except psycopg.Error:
+            with contextlib.suppress(Exception):
+                conn.close()  # a dead session holds nothing: the server released it
+        self._give(self._lock_idle, conn)
 
     @contextlib.contextmanager
     def join_run(self, kind: str) -> Iterator[str]:
@@ -405,12 +409,7 @@ class PostgresStorage:
         try:
             yield run_id
         finally:
-            try:
-                conn.execute("SELECT pg_advisory_unlock_shared(%s)", (active,))
-            except psycopg.Error:
-                with contextlib.suppress(Exception):
-                    conn.close()  # a dead session holds nothing: the server released it
-            self._give(self._lock_idle, conn)
+            self._unlock(conn, "SELECT pg_advisory_unlock_shared(%s)", active)
 
     def reassert_lock(self, name: str) -> bool:
         """True when this process still holds lock ``name`` (taken again if it was lost).
