@@ -266,6 +266,16 @@ class Pebble:
             env["PEBBLE_VA_NOSLEEP"] = "1"
         if o.alternate_roots:
             env["PEBBLE_ALTERNATE_ROOTS"] = str(o.alternate_roots)
+        # Pebble 2.4.0 (Debian's, and still upstream's main) can deadlock for good: its
+        # order handler read-locks an order twice (wfe.go Order, then orderForDisplay),
+        # and a writer queueing on that order in between (CompleteOrder after finalize,
+        # GetOrderByID of another request) blocks the second read lock forever; the next
+        # GetOrderByID then holds the store's read lock while it waits, and every
+        # new-order hangs. Seen once in the fleet drill on a loaded machine. One
+        # scheduler thread and no asynchronous preemption make goroutines switch only
+        # where they block or call, which shrinks that window to almost nothing.
+        env.setdefault("GOMAXPROCS", "1")
+        env.setdefault("GODEBUG", "asyncpreemptoff=1")
         env.update(o.extra_env)
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
