@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
@@ -78,6 +79,39 @@ class PebbleFront:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         raise NotImplementedError
 
+    def _forwarding_handler(self) -> type[BaseHTTPRequestHandler]:
+        """A handler that forwards every request as it is (keep-alive, HTTP/1.1)."""
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _serve(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                status, headers, data = front.forward_request(self, method, body)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if method != "HEAD":
+                    self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def do_HEAD(self) -> None:
+                self._serve("HEAD")
+
+        return Handler
+
     @property
     def base_url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
@@ -127,10 +161,15 @@ class PebbleFront:
             resp = err
         with resp:
             data = resp.read()
-            out = {k: self._rewrite(v.encode()).decode() for k in _COPIED
-                   if (v := resp.headers.get(k)) is not None}
-            links = resp.headers.get_all("Link") or []
             status = resp.status if hasattr(resp, "status") else resp.code
+            return self.answer(method, path, int(status), resp.headers, data)
+
+    def answer(self, method: str, path: str, status: int, headers: Message,
+               data: bytes) -> Answer:
+        """Pebble's answer as the front gives it: its URLs rewritten to the front's."""
+        out = {k: self._rewrite(v.encode()).decode() for k in _COPIED
+               if (v := headers.get(k)) is not None}
+        links = headers.get_all("Link") or []
         if links:
             out["Link"] = ", ".join(self._rewrite(v.encode()).decode() for v in links)
         data = self._rewrite(data)
@@ -138,7 +177,7 @@ class PebbleFront:
             directory = json.loads(data)
             directory["renewalInfo"] = f"{self.base_url}/renewal-info"
             data = json.dumps(directory).encode()
-        return int(status), out, data
+        return status, out, data
 
     def forward_request(self, handler: BaseHTTPRequestHandler, method: str,
                         body: bytes | None) -> Answer:
