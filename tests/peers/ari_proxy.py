@@ -15,7 +15,6 @@ import json
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 from tests.peers.pebble import Pebble
 from tests.peers.pebble_front import Answer, PebbleFront, Window, renewal_info_answer
@@ -68,39 +67,12 @@ class AriProxy(PebbleFront):
             self.log.replaces.append(replaces)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
+        return self._forwarding_handler()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _serve(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                if method == "GET" and self.path.startswith("/renewal-info/"):
-                    status, headers, data = proxy._renewal_info(
-                        self.path[len("/renewal-info/"):])
-                else:
-                    if method == "POST" and self.path.startswith("/order-plz") and body:
-                        proxy._record_new_order(body)
-                    status, headers, data = proxy.forward_request(self, method, body)
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if method != "HEAD":
-                    self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._serve("GET")
-
-            def do_POST(self) -> None:
-                self._serve("POST")
-
-            def do_HEAD(self) -> None:
-                self._serve("HEAD")
-
-        return Handler
+    def respond(self, handler: BaseHTTPRequestHandler, method: str, body: bytes | None
+                ) -> Answer:
+        if method == "GET" and handler.path.startswith("/renewal-info/"):
+            return self._renewal_info(handler.path[len("/renewal-info/"):])
+        if method == "POST" and handler.path.startswith("/order-plz") and body:
+            self._record_new_order(body)
+        return super().respond(handler, method, body)

@@ -79,8 +79,13 @@ class PebbleFront:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         raise NotImplementedError
 
+    def respond(self, handler: BaseHTTPRequestHandler, method: str, body: bytes | None
+                ) -> Answer:
+        """The answer to a request: Pebble's (subclasses answer some paths themselves)."""
+        return self.forward_request(handler, method, body)
+
     def _forwarding_handler(self) -> type[BaseHTTPRequestHandler]:
-        """A handler that forwards every request as it is (keep-alive, HTTP/1.1)."""
+        """A keep-alive (HTTP/1.1) handler answering every request with ``respond``."""
         front = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -92,7 +97,7 @@ class PebbleFront:
             def _serve(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                status, headers, data = front.forward_request(self, method, body)
+                status, headers, data = front.respond(self, method, body)
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
