@@ -20,6 +20,7 @@ import pytest
 from acmeali.errors import LockHeld, StoreError
 from acmeali.store.postgres import SCHEMA_VERSION, PostgresStorage
 from acmeali.store.sealing import SealingKey, load_key_file, load_sealing_key, parse_key
+from acmeali.store.seam import BundleFiles
 from tests.conftest import run_acmeali
 from tests.peers.pebble import free_port
 from tests.peers.postgres import Postgres
@@ -276,28 +277,36 @@ def test_a_newer_schema_is_refused(tmp_path: Path, pg_dsn: str, store: PostgresS
     assert "upgrade acmeali" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_concurrent_writers_get_distinct_versions(pg_dsn: str, store: PostgresStorage) -> None:
-    store.init_schema()
-    bundles = [make_bundle() for _ in range(8)]
+def write_at_once(store: PostgresStorage, bundles: list[BundleFiles], *, timeout: float,
+                  together: bool = False) -> tuple[list[int], list[BaseException]]:
+    """Write each bundle as a version of ``example.test`` from a thread of its own
+    (``together``: all released at the same instant); the numbers got and the errors."""
     numbers: list[int] = []
     errors: list[BaseException] = []
+    barrier = threading.Barrier(len(bundles)) if together else None
 
-    def write(b: object) -> None:
+    def write(b: BundleFiles) -> None:
         try:
-            numbers.append(store.write_version("example.test", b))  # type: ignore[arg-type]
+            if barrier is not None:
+                barrier.wait(timeout=30)
+            numbers.append(store.write_version("example.test", b))
         except BaseException as exc:
             errors.append(exc)
     threads = [threading.Thread(target=write, args=(b,)) for b in bundles]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=60)
+        t.join(timeout=timeout)
+    return numbers, errors
+
+
+def test_concurrent_writers_get_distinct_versions(pg_dsn: str, store: PostgresStorage) -> None:
+    store.init_schema()
+    numbers, errors = write_at_once(store, [make_bundle() for _ in range(8)], timeout=60)
     assert not errors
     assert sorted(numbers) == list(range(1, 9))
     # Writing the newest certificate again (a retry after a lost COMMIT) returns its number.
     newest = store.read_version("example.test", 8)
-    from acmeali.store.seam import BundleFiles
-
     assert store.write_version("example.test", BundleFiles.of(newest)) == 8
 
 
@@ -310,22 +319,8 @@ def test_serialization_failures_are_retried(postgres: Postgres, pg_dsn: str,
                 "'serializable'")
     strict = PostgresStorage(pg_dsn, sealing_key=store.sealing_key)
     log_before = len(postgres.log_tail_bytes())
-    bundles = [make_bundle() for _ in range(6)]
-    numbers: list[int] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(bundles))
-
-    def write(b: object) -> None:
-        try:
-            barrier.wait(timeout=30)
-            numbers.append(strict.write_version("example.test", b))  # type: ignore[arg-type]
-        except BaseException as exc:
-            errors.append(exc)
-    threads = [threading.Thread(target=write, args=(b,)) for b in bundles]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    numbers, errors = write_at_once(strict, [make_bundle() for _ in range(6)], timeout=120,
+                                    together=True)
     strict.close()
     assert not errors, errors
     assert sorted(numbers) == list(range(1, 7))
